@@ -1,0 +1,1 @@
+"""Laboratory 3 — your implementation. Fill in every ``TODO`` and run ``pytest --impl student_template``."""
