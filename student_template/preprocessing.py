@@ -37,17 +37,18 @@ def load_image(source: str | os.PathLike[str] | Image.Image | np.ndarray) -> Ima
             array has an unsupported shape or dtype.
     """
     if isinstance(source, Image.Image):
-        img = source
+        img = _decode_upright(source, "image")
     elif isinstance(source, np.ndarray):
         img = _image_from_array(source)
     else:
         path = os.fspath(source)
         if not os.path.exists(path):
             raise FileNotFoundError(f"image file {path!r} does not exist")
+        if os.path.isdir(path):
+            raise ValueError(f"{path!r} is a directory, not an image file")
         try:
             with Image.open(path) as opened:
-                opened.load()  # decode now, so a truncated file fails here, not later
-                img = ImageOps.exif_transpose(opened)
+                img = _decode_upright(opened, repr(path))
         except UnidentifiedImageError as exc:
             raise ValueError(f"{path!r} is not an image file Pillow can read") from exc
         except OSError as exc:
@@ -57,6 +58,24 @@ def load_image(source: str | os.PathLike[str] | Image.Image | np.ndarray) -> Ima
     return _to_rgb(img)
 
 
+def _decode_upright(img: Image.Image, name: str) -> Image.Image:
+    """Decoded copy of ``img``, turned upright by its EXIF orientation.
+
+    Applies to paths and to images the caller opened, so ``load_image(path)`` and
+    ``load_image(Image.open(path))`` agree.
+    """
+    try:
+        img.load()  # decode now, so a truncated file fails here, not in `transform`
+    except OSError as exc:
+        raise ValueError(f"{name} is truncated or corrupt: {exc}") from exc
+    try:
+        return ImageOps.exif_transpose(img)  # a copy: the caller's image is untouched
+    except Exception:
+        # Corrupt EXIF metadata (Pillow raises struct.error, SyntaxError, ...) while the
+        # pixels decoded fine: keep them as stored, as image viewers do.
+        return img.copy()
+
+
 def _image_from_array(array: np.ndarray) -> Image.Image:
     if array.dtype != np.uint8:
         raise ValueError(f"numpy image must be uint8 (H, W, 3), got dtype {array.dtype}")
@@ -64,7 +83,9 @@ def _image_from_array(array: np.ndarray) -> Image.Image:
         if array.size == 0:
             raise ValueError(f"numpy image of shape {array.shape} has 0 pixels")
         return Image.fromarray(np.ascontiguousarray(array))
-    raise ValueError(f"numpy image must have shape (H, W), (H, W, 3) or (H, W, 4), got {array.shape}")
+    raise ValueError(
+        f"numpy image must have shape (H, W), (H, W, 3) or (H, W, 4), got {array.shape}"
+    )
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:

@@ -1,0 +1,168 @@
+"""Probe → record → check: the one path every grade takes, in pytest and in `lab3 grade`."""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from grader.checking import CheckContext, CheckFailed, Outcome
+from grader.points import checks_of
+from grader.probing import ImplementationError, ProbeContext, _student_traceback
+from grader.records import Record
+from grader.results import CheckResult, GradeReport, TaskResult
+from grader.tasks import TASK_NAMES, task_module
+
+
+def probe_task(task: str, ctx: ProbeContext) -> Record:
+    """Run one task's probe; import failures and probe crashes become plain data."""
+    try:
+        record = task_module(task).probe(ctx)
+    except ImplementationError as exc:
+        record = Record(task=task, data={"import_error": str(exc)})
+    except BaseException as exc:  # noqa: BLE001 - student code may break the probe itself
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        record = Record(task=task, data={
+            "probe_error": f"{type(exc).__name__}: {exc}"[:2000],
+            "traceback": _student_traceback(exc)[-4000:],
+        })
+    record.task = task
+    return record
+
+
+def probe_all(ctx: ProbeContext, tasks: Iterable[str] = TASK_NAMES) -> dict[str, Record]:
+    return {task: probe_task(task, ctx) for task in tasks}
+
+
+def check_task(
+    task: str,
+    student: Record | None,
+    reference: Record | None,
+    ctx: CheckContext,
+    *,
+    include_hidden: bool = True,
+) -> TaskResult:
+    """Every check of ``task``; whatever goes wrong becomes a failed check with a message."""
+    module = task_module(task)
+    result = TaskResult(task=task)
+    failure = _task_failure(task, student, reference)
+    for spec in checks_of(task, include_hidden=include_hidden):
+        if failure is not None:
+            outcome = Outcome(0.0, failure)
+        else:
+            outcome = run_check(module.CHECKS[spec.name], student, reference, ctx)
+        result.checks.append(CheckResult(
+            task=task,
+            name=spec.name,
+            score=round(spec.points * outcome.fraction, 4),
+            max_score=spec.points,
+            message=outcome.message,
+            passed=outcome.passed,
+            hidden=spec.hidden,
+        ))
+    return result
+
+
+def run_check(fn, student: Record, reference: Record, ctx: CheckContext) -> Outcome:
+    try:
+        outcome = fn(student, reference, ctx)
+    except CheckFailed as exc:
+        return Outcome(0.0, str(exc))
+    except Exception as exc:  # noqa: BLE001 - a malformed record must not crash the grader
+        return Outcome(0.0, f"the recorded output could not be checked ({type(exc).__name__}: "
+                            f"{exc}); make the function return what its docstring says")
+    if not isinstance(outcome, Outcome):
+        return Outcome(0.0, "grader error: check returned no outcome")
+    return outcome
+
+
+def _task_failure(task: str, student: Record | None, reference: Record | None) -> str | None:
+    if student is None:
+        return "the grader recorded nothing for this task"
+    if "timeout" in student.data:
+        return f"timed out: {student.data['timeout']}"
+    if "import_error" in student.data:
+        return str(student.data["import_error"])
+    if "probe_error" in student.data:
+        return f"the grader's probe failed on your code: {student.data['probe_error']}"
+    if "record_error" in student.data:
+        return f"the record of this task is unusable: {student.data['record_error']}"
+    if reference is None:
+        return "no reference record for this task (grader set-up problem)"
+    return None
+
+
+def grade_records(
+    submission: str,
+    student: dict[str, Record | None],
+    reference: dict[str, Record],
+    ctx: CheckContext,
+    *,
+    settings: dict,
+    reference_description: str,
+    include_hidden: bool = True,
+    execution_time: float = 0.0,
+    notes: list[str] | None = None,
+) -> GradeReport:
+    """Check every task's record against the reference's and assemble the report."""
+    tasks = [
+        check_task(t, student.get(t), reference.get(t), ctx, include_hidden=include_hidden)
+        for t in TASK_NAMES
+    ]
+    answers_record = student.get("answers")
+    answers = {}
+    if answers_record is not None and isinstance(answers_record.data.get("answers"), dict):
+        answers = {str(k): str(v) for k, v in answers_record.data["answers"].items()}
+    return GradeReport(
+        submission=submission,
+        tasks=tasks,
+        weights=ctx.weights.to_dict(),
+        versions=library_versions(),
+        settings=settings,
+        reference_records=reference_description,
+        execution_time=execution_time,
+        notes=list(notes or []),
+        answers=answers,
+    )
+
+
+def library_versions() -> dict[str, str]:
+    import captum
+    import numpy
+    import torch
+    import torchvision
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "captum": captum.__version__,
+        "numpy": numpy.__version__,
+    }
+
+
+def grade_in_process(
+    impl,
+    *,
+    weights,
+    settings,
+    reference: dict[str, Record],
+    reference_description: str,
+    scratch: Path,
+    device: str = "cpu",
+    include_hidden: bool = True,
+) -> GradeReport:
+    """Probe and check ``impl`` in this process (``pytest --impl``: fast, not isolated)."""
+    from grader.inputs import FIXTURES_DIR
+
+    start = time.perf_counter()
+    ctx = ProbeContext(impl=impl, weights=weights, settings=settings,
+                       fixtures_dir=FIXTURES_DIR, scratch=scratch, device=device)
+    records = probe_all(ctx)
+    return grade_records(
+        impl.name, records, reference, CheckContext(weights=weights),
+        settings=settings.to_dict(), reference_description=reference_description,
+        include_hidden=include_hidden, execution_time=time.perf_counter() - start,
+    )

@@ -1,0 +1,259 @@
+"""Tools for probes: call untrusted functions and turn what comes back into plain data.
+
+A probe never lets a student object escape into the record: tensors must be
+exactly ``torch.Tensor`` (no subclasses), numbers and strings are copied into
+builtin types, figures are reduced to facts and PNG bytes.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import torch
+
+from grader.records import Record, plain, type_name
+from grader.settings import ProbeSettings
+from grader.weights import ResolvedWeights
+
+MAX_TRACEBACK = 4000
+
+
+class ImplementationError(Exception):
+    """The implementation under test could not be imported; the message says why."""
+
+
+@dataclass
+class ProbeContext:
+    """What a probe may use: the implementation, trusted inputs and a scratch folder."""
+
+    impl: Any  # grader.implementation.Implementation
+    weights: ResolvedWeights
+    settings: ProbeSettings
+    fixtures_dir: Path
+    scratch: Path
+    device: str = "cpu"
+    _base_model: torch.nn.Module | None = field(default=None, repr=False)
+
+    def module(self, name: str) -> ModuleType:
+        """The implementation's module ``name`` (e.g. ``"filters"``).
+
+        Raises:
+            ImplementationError: the module is missing or fails to import.
+        """
+        return self.impl.module(name)
+
+    def fresh_model(self) -> torch.nn.Module:
+        """A private copy of the trusted ResNet-34 (eval) for one student call."""
+        if self._base_model is None:
+            self._base_model = self.weights.build_model()
+        return copy.deepcopy(self._base_model).to(self.device)
+
+
+def new_record(task: str) -> Record:
+    return Record(task=task, data={"calls": {}})
+
+
+def call(record: Record, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call ``fn`` and note in ``record.data["calls"][name]`` whether it returned or raised.
+
+    Returns what ``fn`` returned, or ``None`` when it raised. The exception's
+    type, message and a capped traceback go into the record; ``NotImplementedError``
+    is marked so checks can say "not implemented yet" instead of "crashed".
+    ``SystemExit`` and ``KeyboardInterrupt`` raised by student code are recorded
+    like any error rather than ending the grader.
+    """
+    start = time.perf_counter()
+    outcome: dict[str, Any] = {"ok": True}
+    result = None
+    try:
+        result = fn(*args, **kwargs)
+    except BaseException as exc:  # noqa: BLE001 - the student's failure is data, not ours
+        if isinstance(exc, KeyboardInterrupt) and not _raised_by_student(exc):
+            raise
+        outcome = {
+            "ok": False,
+            "not_implemented": isinstance(exc, NotImplementedError),
+            "error_type": type(exc).__name__,
+            "message": _safe_str(exc)[:2000],
+            "traceback": _student_traceback(exc)[-MAX_TRACEBACK:],
+        }
+    outcome["seconds"] = round(time.perf_counter() - start, 4)
+    record.data["calls"][name] = outcome
+    return result
+
+
+def _raised_by_student(exc: BaseException) -> bool:
+    return exc.__traceback__ is not None and exc.__traceback__.tb_next is not None
+
+
+def _safe_str(exc: BaseException) -> str:
+    try:
+        return str.__str__(str(exc))
+    except Exception:  # noqa: BLE001 - a hostile __str__ must not break the probe
+        return f"<{type(exc).__name__} with an unprintable message>"
+
+
+def _student_traceback(exc: BaseException) -> str:
+    try:
+        frames = traceback.extract_tb(exc.__traceback__)
+        # Drop the grader's own frames so the student sees where *their* code failed.
+        frames = [f for f in frames if "/grader/" not in f.filename.replace("\\", "/")]
+        lines = traceback.format_list(frames)
+        lines.append(f"{type(exc).__name__}: {_safe_str(exc)}")
+        return "".join(lines)
+    except Exception:  # noqa: BLE001
+        return f"{type(exc).__name__}"
+
+
+def put_tensor(record: Record, name: str, value: Any, *, max_elements: int = 4_000_000) -> bool:
+    """Store ``value`` as tensor ``name`` if it is exactly a ``torch.Tensor`` (or ndarray).
+
+    Records ``data["types"][name]`` = the real type name, shape and dtype either
+    way, so checks can explain what came back. Returns True when stored.
+    """
+    types = record.data.setdefault("types", {})
+    info: dict[str, Any] = {"type": type_name(value)}
+    tensor: torch.Tensor | None = None
+    if type(value) is torch.Tensor:
+        tensor = value
+    elif type(value) is np.ndarray and value.dtype.kind in "fiub":
+        tensor = torch.from_numpy(np.ascontiguousarray(value))
+        info["numpy"] = True
+    if tensor is not None:
+        info.update(
+            shape=list(tensor.shape),
+            dtype=str(tensor.dtype).removeprefix("torch."),
+            device=str(tensor.device),
+            requires_grad=bool(tensor.requires_grad),
+        )
+        if tensor.numel() > max_elements:
+            info["too_large"] = True
+            tensor = None
+        else:
+            tensor = tensor.detach().to("cpu", copy=True).contiguous()
+            if tensor.dtype not in (torch.float32, torch.float64, torch.int64, torch.uint8,
+                                    torch.bool, torch.int32, torch.float16):
+                tensor = tensor.to(torch.float32)
+            record.tensors[name] = tensor
+    types[name] = info
+    return tensor is not None
+
+
+def model_facts(model: torch.nn.Module) -> dict[str, Any]:
+    """Facts a check needs about a model after a student call: mode, hooks, weights digest."""
+    hooks = []
+    for mod_name, module in model.named_modules():
+        for kind in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks",
+                     "_backward_pre_hooks"):
+            count = len(getattr(module, kind, {}) or {})
+            if count:
+                hooks.append({"module": mod_name or "<model>", "kind": kind.strip("_"),
+                              "count": count})
+    training = sorted(n or "<model>" for n, m in model.named_modules() if m.training)
+    grads = sorted(n for n, p in model.named_parameters() if p.grad is not None)
+    frozen = sorted(n for n, p in model.named_parameters() if not p.requires_grad)
+    return {
+        "type": type_name(model),
+        "training_modules": training[:50],
+        "n_training_modules": len(training),
+        "hooks": hooks[:50],
+        "params_with_grad": grads[:50],
+        "params_frozen": frozen[:50],
+        "weights_sha256": state_digest(model),
+    }
+
+
+def state_digest(model: torch.nn.Module) -> str:
+    """sha256 over the model's state dict (names and float32 bytes, key order)."""
+    h = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def figure_facts(record: Record, name: str, fig: Any, *, dpi: int = 50) -> bool:
+    """Reduce a matplotlib figure to facts and a PNG.
+
+    ``data["figures"][name]``: number of axes, per visible axes its title, whether
+    it holds an image, and the pixel standard deviation of its rendered area (0
+    for a blank cell). The PNG goes into tensor ``f"{name}_png"`` (uint8 bytes).
+    Accepts a Figure or a ``(Figure, axes)`` tuple as Captum returns. Returns
+    False (with the reason recorded) when ``fig`` is not a matplotlib figure.
+    """
+    from matplotlib.figure import Figure
+
+    if isinstance(fig, tuple) and fig and isinstance(fig[0], Figure):
+        fig = fig[0]
+    figures = record.data.setdefault("figures", {})
+    if not isinstance(fig, Figure):
+        figures[name] = {"error": f"expected a matplotlib Figure, got {type_name(fig)}"}
+        return False
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)  # render off-screen whatever backend the figure was made with
+    fig.set_dpi(dpi)
+    fig.canvas.draw()
+    pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3].astype(np.float32)
+    height = pixels.shape[0]
+    axes = []
+    for ax in fig.axes:
+        if not ax.get_visible():
+            continue
+        box = ax.get_window_extent()
+        x0, x1 = max(int(box.x0), 0), min(int(box.x1), pixels.shape[1])
+        y0, y1 = max(int(height - box.y1), 0), min(int(height - box.y0), height)
+        region = pixels[y0:y1, x0:x1]
+        axes.append({
+            "title": plain(ax.get_title()),
+            "has_image": bool(ax.images) or bool(ax.collections),
+            "axis_on": bool(ax.axison),
+            "pixel_std": float(region.std()) if region.size else 0.0,
+            "size": [int(x1 - x0), int(y1 - y0)],
+        })
+    figures[name] = {"n_axes": len(axes), "axes": axes, "suptitle": plain(
+        fig._suptitle.get_text() if getattr(fig, "_suptitle", None) else "")}
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    record.tensors[f"{name}_png"] = torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8)
+    return True
+
+
+def mean_activation(
+    model: torch.nn.Module, layer: str, filter_index: int, images: torch.Tensor
+) -> torch.Tensor:
+    """Mean activation of one filter of ``layer`` for each image, via a truncated pass.
+
+    Returns:
+        float32 tensor ``(N,)``. Used by trusted code only (checks and reference).
+    """
+    module = dict(model.named_modules())[layer]
+    captured: dict[str, torch.Tensor] = {}
+
+    class _Stop(Exception):
+        pass
+
+    def hook(_m: torch.nn.Module, _i: Any, out: torch.Tensor) -> None:
+        captured["out"] = out
+        raise _Stop
+
+    handle = module.register_forward_hook(hook)
+    try:
+        with torch.inference_mode():
+            try:
+                model(images)
+            except _Stop:
+                pass
+    finally:
+        handle.remove()
+    return captured["out"][:, filter_index].mean(dim=(1, 2)).float()

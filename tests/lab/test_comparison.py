@@ -1,0 +1,5 @@
+"""Task 9: algorithm comparison: one test per check of grader/tasks/comparison.py, against ``--impl``."""
+
+from grader.pytest_plugin import task_tests
+
+test_comparison = task_tests("comparison")

@@ -1,0 +1,5 @@
+"""Task 5: filter visualisation: one test per check of grader/tasks/filters.py, against ``--impl``."""
+
+from grader.pytest_plugin import task_tests
+
+test_filters = task_tests("filters")

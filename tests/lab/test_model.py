@@ -1,0 +1,5 @@
+"""Task 1: pretrained ResNet-34 and labels: one test per check of grader/tasks/model.py, against ``--impl``."""
+
+from grader.pytest_plugin import task_tests
+
+test_model = task_tests("model")

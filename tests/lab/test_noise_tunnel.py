@@ -1,0 +1,5 @@
+"""Task 8: NoiseTunnel: one test per check of grader/tasks/noise_tunnel.py, against ``--impl``."""
+
+from grader.pytest_plugin import task_tests
+
+test_noise_tunnel = task_tests("noise_tunnel")
