@@ -185,7 +185,7 @@ def checkpoint_weights(path: Path) -> ResolvedWeights:
     weights = ResolvedWeights(kind=kind, path=path, sha256=digest)
     try:
         weights.build_model()
-    except Exception as exc:  # noqa: BLE001 - any load failure means the same thing to the user
+    except Exception as exc:
         raise WeightsError(
             f"weights checkpoint {path} is not a torchvision ResNet-34 state dict ({exc}); "
             "pass a file saved with torch.save(model.state_dict())"
@@ -286,7 +286,7 @@ def activate(weights: ResolvedWeights) -> Path:
         os.replace(tmp, target)
     os.environ["TORCH_HOME"] = str(home)
     # A hub dir set with torch.hub.set_dir() would take precedence over TORCH_HOME.
-    torch.hub._hub_dir = None  # noqa: SLF001
+    torch.hub._hub_dir = None
     return home
 
 
@@ -343,7 +343,8 @@ def _fingerprint(state: dict[str, torch.Tensor]) -> str:
     h = hashlib.sha256()
     for name, tensor in state.items():
         h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().numpy().astype("<f4" if tensor.is_floating_point() else "<i8").tobytes())
+        dtype = "<f4" if tensor.is_floating_point() else "<i8"
+        h.update(tensor.detach().cpu().contiguous().numpy().astype(dtype).tobytes())
     return h.hexdigest()
 
 
