@@ -64,7 +64,7 @@ class Implementation:
             raise ImplementationError(self._errors[name])
         try:
             module = importlib.import_module(f"{self.package}.{name}")
-        except BaseException as exc:  # noqa: BLE001 - SyntaxError, SystemExit... are data here
+        except BaseException as exc:  # SyntaxError, SystemExit... are data here
             if isinstance(exc, KeyboardInterrupt):
                 raise
             frames = [

@@ -130,7 +130,7 @@ def _check_safetensors_header(data: bytes, name: str) -> None:
     for key, entry in entries.items():
         shape = entry.get("shape") if isinstance(entry, dict) else None
         if not isinstance(shape, list) or not all(
-            isinstance(d, int) and 0 <= d for d in shape
+            isinstance(d, int) and d >= 0 for d in shape
         ):
             raise RecordError(f"{name}: tensor {key!r} has a malformed shape")
         if math.prod(shape) > MAX_TENSOR_ELEMENTS:

@@ -1,4 +1,7 @@
-"""Conceptual answers (graded by hand): one test per check of grader/tasks/answers.py, against ``--impl``."""
+"""Conceptual answers (graded by hand).
+
+One test per check of grader/tasks/answers.py, run against ``--impl``.
+"""
 
 from grader.pytest_plugin import task_tests
 

@@ -1,4 +1,7 @@
-"""Task 7: attribution visualisations: one test per check of grader/tasks/attribution_viz.py, against ``--impl``."""
+"""Task 7: attribution visualisations.
+
+One test per check of grader/tasks/attribution_viz.py, run against ``--impl``.
+"""
 
 from grader.pytest_plugin import task_tests
 

@@ -1,4 +1,7 @@
-"""Task 9: algorithm comparison: one test per check of grader/tasks/comparison.py, against ``--impl``."""
+"""Task 9: algorithm comparison.
+
+One test per check of grader/tasks/comparison.py, run against ``--impl``.
+"""
 
 from grader.pytest_plugin import task_tests
 

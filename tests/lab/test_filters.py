@@ -1,4 +1,7 @@
-"""Task 5: filter visualisation: one test per check of grader/tasks/filters.py, against ``--impl``."""
+"""Task 5: filter visualisation.
+
+One test per check of grader/tasks/filters.py, run against ``--impl``.
+"""
 
 from grader.pytest_plugin import task_tests
 

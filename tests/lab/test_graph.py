@@ -1,4 +1,7 @@
-"""Task 4: model graph: one test per check of grader/tasks/graph.py, against ``--impl``."""
+"""Task 4: model graph.
+
+One test per check of grader/tasks/graph.py, run against ``--impl``.
+"""
 
 from grader.pytest_plugin import task_tests
 

@@ -1,4 +1,7 @@
-"""Task 3: inference: one test per check of grader/tasks/inference.py, against ``--impl``."""
+"""Task 3: inference.
+
+One test per check of grader/tasks/inference.py, run against ``--impl``.
+"""
 
 from grader.pytest_plugin import task_tests
 

@@ -1,4 +1,7 @@
-"""Task 6: Integrated Gradients: one test per check of grader/tasks/integrated_gradients.py, against ``--impl``."""
+"""Task 6: Integrated Gradients.
+
+One test per check of grader/tasks/integrated_gradients.py, run against ``--impl``.
+"""
 
 from grader.pytest_plugin import task_tests
 

@@ -1,4 +1,7 @@
-"""Task 1: pretrained ResNet-34 and labels: one test per check of grader/tasks/model.py, against ``--impl``."""
+"""Task 1: pretrained ResNet-34 and labels.
+
+One test per check of grader/tasks/model.py, run against ``--impl``.
+"""
 
 from grader.pytest_plugin import task_tests
 

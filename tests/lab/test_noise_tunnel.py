@@ -1,4 +1,7 @@
-"""Task 8: NoiseTunnel: one test per check of grader/tasks/noise_tunnel.py, against ``--impl``."""
+"""Task 8: NoiseTunnel.
+
+One test per check of grader/tasks/noise_tunnel.py, run against ``--impl``.
+"""
 
 from grader.pytest_plugin import task_tests
 

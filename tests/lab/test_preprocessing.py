@@ -1,4 +1,7 @@
-"""Task 2: ImageNet preprocessing: one test per check of grader/tasks/preprocessing.py, against ``--impl``."""
+"""Task 2: ImageNet preprocessing.
+
+One test per check of grader/tasks/preprocessing.py, run against ``--impl``.
+"""
 
 from grader.pytest_plugin import task_tests
 
