@@ -83,7 +83,9 @@ def approx_equal(a: Any, b: Any, *, rel: float = REL_TOL, abs_: float = ABS_TOL)
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(approx_equal(a[k], b[k], rel=rel, abs_=abs_) for k in a)
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(approx_equal(x, y, rel=rel, abs_=abs_) for x, y in zip(a, b, strict=True))
+        if len(a) != len(b):
+            return False
+        return all(approx_equal(x, y, rel=rel, abs_=abs_) for x, y in zip(a, b, strict=True))
     return a == b
 
 
