@@ -105,7 +105,6 @@ class LabSession:
 
     def task_result(self, task: str) -> TaskResult:
         if task not in self._results:
-            from grader.checking import CheckContext
             from grader.grading import check_task, probe_task
             from grader.implementation import load_implementation
             from grader.inputs import FIXTURES_DIR
