@@ -33,8 +33,8 @@ def image_paths(kind: str) -> list[Path]:
 
 
 def probe_photo() -> Path:
-    """The photo Tasks 5-9 are probed on (the first photo of the manifest)."""
-    return image_paths("photo")[0]
+    """The photo Tasks 5-9 are probed on: the manifest's first photo (grace_hopper.jpg)."""
+    return next(IMAGES_DIR / e["file"] for e in manifest() if e["kind"] == "photo")
 
 
 def probe_inputs(image_size: int) -> tuple[torch.Tensor, torch.Tensor]:

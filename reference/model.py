@@ -46,7 +46,6 @@ def load_labels(path: str | os.PathLike[str] | None = None) -> dict[int, str]:
     if path is None:
         categories = models.ResNet34_Weights.IMAGENET1K_V1.meta["categories"]
         return dict(enumerate(categories))
-    _check_label_json(path)
     return _labels_from_json(path)
 
 
@@ -62,7 +61,13 @@ def same_label(a: str, b: str) -> bool:
 
 
 def _labels_from_json(path: str | os.PathLike[str]) -> dict[int, str]:
-    """Labels from a JSON file in the handout's format (given helper)."""
+    """Labels from a JSON file in the handout's format (given helper).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: the file is not UTF-8 JSON in the handout's format.
+    """
+    _check_label_json(path)
     with open(path, encoding="utf-8") as f:
         raw = json.load(f)
     try:

@@ -51,7 +51,13 @@ def same_label(a: str, b: str) -> bool:
 
 
 def _labels_from_json(path: str | os.PathLike[str]) -> dict[int, str]:
-    """Labels from a JSON file in the handout's format (given helper)."""
+    """Labels from a JSON file in the handout's format (given helper).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: the file is not UTF-8 JSON in the handout's format.
+    """
+    _check_label_json(path)
     with open(path, encoding="utf-8") as f:
         raw = json.load(f)
     try:
@@ -61,3 +67,42 @@ def _labels_from_json(path: str | os.PathLike[str]) -> dict[int, str]:
             f"{path}: expected the handout's label format "
             '{"0": ["n01440764", "tench"], ...}'
         ) from exc
+
+
+_FORMAT_HINT = 'expected the handout\'s label format {"0": ["n01440764", "tench"], ...}'
+
+
+def _check_label_json(path: str | os.PathLike[str]) -> None:
+    """Raise ``ValueError`` naming ``path`` unless it holds handout-format labels.
+
+    ``_labels_from_json`` alone lets through files it misreads: a JSON syntax error
+    surfaces without the file name, ``{"0": "tench"}`` becomes ``{0: "e"}`` and
+    ``{"0": {...}}`` escapes as ``KeyError``; so the format is checked first.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = json.load(f)
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text ({exc.reason}); {_FORMAT_HINT}") from exc
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc}); {_FORMAT_HINT}") from exc
+    if not isinstance(raw, dict) or not raw:
+        raise ValueError(f"{path}: top level is not a non-empty JSON object; {_FORMAT_HINT}")
+    seen: set[int] = set()
+    for key, value in raw.items():
+        # JSON keys are always strings; only plain decimal digits are class indices.
+        if not (key.isascii() and key.isdigit()) or int(key) in seen:
+            raise ValueError(
+                f"{path}: key {key!r} is not a new class index 0, 1, 2, ...; {_FORMAT_HINT}"
+            )
+        seen.add(int(key))
+        if not (
+            isinstance(value, list)
+            and len(value) >= 2
+            and all(isinstance(item, str) for item in value[:2])
+            and value[1].strip()
+        ):
+            raise ValueError(
+                f"{path}: entry {key!r} is {value!r}, not [wordnet id, class name]; "
+                f"{_FORMAT_HINT}"
+            )

@@ -25,16 +25,18 @@ def load_image(source: str | os.PathLike[str] | Image.Image | np.ndarray) -> Ima
     """Open an image as an RGB ``PIL.Image``, ready for ``transform`` (given helper).
 
     Accepts a path, a ``PIL.Image`` in any mode (RGB, RGBA, L, P, I;16, ...) or a
-    numpy array ``(H, W)`` / ``(H, W, 3|4)`` of uint8. JPEGs are turned upright
-    according to their EXIF orientation.
+    numpy array ``(H, W)`` / ``(H, W, 3|4)`` of uint8. Paths and ``PIL.Image`` objects are
+    turned upright according to their EXIF orientation (as photo viewers show them).
+    Transparent pixels are composited on white; 16-bit grayscale is scaled to 8 bits.
 
     Returns:
         ``PIL.Image`` in mode ``"RGB"`` with both sides >= 1 pixel.
 
     Raises:
         FileNotFoundError: the path does not exist.
-        ValueError: the file is not an image, is truncated, has 0 pixels, or the
-            array has an unsupported shape or dtype.
+        ValueError: the path is a directory, the file is not an image, is truncated
+            or corrupt, is over Pillow's decompression-bomb limit (~178 megapixels),
+            the image has 0 pixels, or the array has an unsupported shape or dtype.
     """
     if isinstance(source, Image.Image):
         img = _decode_upright(source, "image")
@@ -51,6 +53,9 @@ def load_image(source: str | os.PathLike[str] | Image.Image | np.ndarray) -> Ima
                 img = _decode_upright(opened, repr(path))
         except UnidentifiedImageError as exc:
             raise ValueError(f"{path!r} is not an image file Pillow can read") from exc
+        except Image.DecompressionBombError as exc:
+            # A header claiming over ~178 million pixels: corrupt, or too big to decode.
+            raise ValueError(f"{path!r} is too large to decode: {exc}") from exc
         except OSError as exc:
             raise ValueError(f"{path!r} is truncated or corrupt: {exc}") from exc
     if img.width == 0 or img.height == 0:
@@ -66,11 +71,11 @@ def _decode_upright(img: Image.Image, name: str) -> Image.Image:
     """
     try:
         img.load()  # decode now, so a truncated file fails here, not in `transform`
-    except OSError as exc:
+    except (OSError, SyntaxError) as exc:  # Pillow reports broken PNG chunks as SyntaxError
         raise ValueError(f"{name} is truncated or corrupt: {exc}") from exc
     try:
         return ImageOps.exif_transpose(img)  # a copy: the caller's image is untouched
-    except Exception:
+    except Exception:  # noqa: BLE001 - any EXIF failure means the same: ignore the EXIF
         # Corrupt EXIF metadata (Pillow raises struct.error, SyntaxError, ...) while the
         # pixels decoded fine: keep them as stored, as image viewers do.
         return img.copy()
