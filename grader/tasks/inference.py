@@ -1,0 +1,335 @@
+"""Task 3: inference with the pretrained model.
+
+Probe
+    ``predict(model, path, labels)`` once per photo fixture (4 photos), each with a
+    fresh copy of the trusted model (``ctx.fresh_model()``) and a fresh label dict
+    built by the grader from torchvision's weights metadata (so Task 3 never
+    depends on the student's ``load_labels``); then ``predict_batch(model, paths,
+    labels)`` once on all photos. Recorded per result: its container type, the
+    label (plain ``str``), the index and the score (real type, shape/dtype for a
+    tensor, and the number itself), plus ``model_facts`` after the calls.
+
+Why this catches the mistakes (tests/harness/test_inference_checks.py):
+    - no softmax: the score is a raw logit (not in [0, 1]) and differs from the
+      reference's probability far beyond 1e-4;
+    - argmax / softmax over the wrong dim: the index is a 1000-element tensor or
+      always 0, and the score is 1.0;
+    - tensors returned instead of numbers: ``return_types`` names the item;
+    - ``predict_batch`` that mixes up the order: the 4 photos get 4 different
+      (index, score) pairs from the reference, so any permutation shows.
+
+Rule on types: the handout's ``postprocess`` returns the index as a 0-d tensor
+(``pred_label_idx.squeeze_()``); the template says ``int``. A 0-d integer tensor
+index earns the ``return_types`` point with a note; the score must be a float.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from grader.checking import CheckContext, CheckFailed, Outcome, partial, passed, require_call
+from grader.inputs import image_paths
+from grader.probing import ProbeContext, call, model_facts, new_record
+from grader.records import Record, plain, type_name
+
+POINTER = "Task 3: predict in inference.py"
+POINTER_BATCH = "Task 3: predict_batch in inference.py"
+SCORE_ATOL = 1e-4
+MAX_BATCH_ITEMS = 64
+INTEGER_DTYPES = ("int64", "int32", "int16", "int8", "uint8")
+
+
+def grader_labels() -> dict[int, str]:
+    """Class index -> torchvision's class name (the grader's own, not the student's)."""
+    from torchvision.models import ResNet34_Weights
+
+    return dict(enumerate(ResNet34_Weights.IMAGENET1K_V1.meta["categories"]))
+
+
+# --------------------------------------------------------------------------- probe
+
+
+def probe(ctx: ProbeContext) -> Record:
+    mod = ctx.module("inference")
+    record = new_record("inference")
+    photos = image_paths("photo")
+    record.data["photos"] = [p.name for p in photos]
+    results = []
+    for i, path in enumerate(photos):
+        model = ctx.fresh_model()
+        torch.manual_seed(ctx.settings.seed)
+        out = call(record, f"predict_{i}", mod.predict, model, str(path), grader_labels())
+        results.append(result_info(out))
+        if i == 0:
+            record.data["model_facts"] = model_facts(model)
+    record.data["predict"] = results
+
+    model = ctx.fresh_model()
+    torch.manual_seed(ctx.settings.seed)
+    out = call(record, "predict_batch", mod.predict_batch, model, [str(p) for p in photos],
+               grader_labels())
+    batch: dict[str, Any] = {"type": type_name(out)}
+    if type(out) in (list, tuple):
+        items = list(out)
+        batch["length"] = len(items)
+        batch["items"] = [result_info(item) for item in items[:MAX_BATCH_ITEMS]]
+    record.data["batch"] = batch
+    record.data["batch_model_facts"] = model_facts(model)
+    return record
+
+
+def result_info(out: Any) -> dict[str, Any]:
+    """Plain facts about one ``(label, index, score)`` result (never raises)."""
+    try:
+        return _result_info(out)
+    except Exception as exc:  # noqa: BLE001 - e.g. a meta tensor that cannot be read
+        return {"type": type_name(out), "error": f"{type(exc).__name__}: {exc}"[:300]}
+
+
+def _result_info(out: Any) -> dict[str, Any]:
+    info: dict[str, Any] = {"type": type_name(out)}
+    if type(out) not in (tuple, list):
+        return info
+    items = list(out)
+    info["length"] = len(items)
+    if len(items) != 3:
+        return info
+    label, index, score = items
+    info["label"] = {"type": type_name(label),
+                     "value": plain(label)[:200] if isinstance(label, str) else None}
+    info["index"] = number_info(index)
+    info["score"] = number_info(score)
+    return info
+
+
+def number_info(value: Any) -> dict[str, Any]:
+    """Real type of a number-like result and, when it holds one number, its value."""
+    info: dict[str, Any] = {"type": type_name(value)}
+    t = type(value)
+    if t is int or t is float:
+        info["value"] = plain(value)
+    elif t is torch.Tensor:
+        info["shape"] = list(value.shape)
+        info["dtype"] = str(value.dtype).removeprefix("torch.")
+        if value.numel() == 1:
+            info["value"] = plain(value.detach().cpu().reshape(()).item())
+    elif t.__module__ == "numpy" and isinstance(value, np.generic) and value.dtype.kind in "iuf":
+        info["dtype"] = str(value.dtype)
+        info["value"] = plain(value.item())
+    return info
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _number(info: Any) -> float | None:
+    value = info.get("value") if isinstance(info, dict) else None
+    if type(value) in (int, float) and math.isfinite(value):
+        return value
+    return None
+
+
+def _index(info: Any) -> tuple[int | None, str]:
+    """(index, problem): the recorded index as an int, or None and what is wrong with it."""
+    if not isinstance(info, dict):
+        return None, "no index"
+    value = _number(info)
+    if info.get("type") == "torch.Tensor" and info.get("shape") not in ([], [1], [1, 1]):
+        return None, (f"index is a tensor of shape {info.get('shape')}; take the top-1 over "
+                      "the classes (dim=1) and return int(index)")
+    if value is None or value != int(value):
+        return None, f"index is {info.get('type')} {info.get('value', '')}; return int(index)"
+    return int(value), ""
+
+
+def _results(student: Record, reference: Record) -> list[tuple[str, Any, Any]]:
+    """(photo, student result info, reference result info) per reference photo."""
+    names = reference.data.get("photos")
+    refs = reference.data.get("predict")
+    if not isinstance(names, list) or not isinstance(refs, list) or len(names) != len(refs):
+        raise CheckFailed("no reference predictions recorded (grader set-up problem)")
+    calls = student.data.get("calls", {})
+    if not any(isinstance(calls.get(f"predict_{i}"), dict) and calls[f"predict_{i}"].get("ok")
+               for i in range(len(names))):
+        require_call(student, "predict_0", POINTER)  # raises with the first call's error
+    got = student.data.get("predict")
+    got_names = student.data.get("photos")
+    out = []
+    for i, name in enumerate(names):
+        same = isinstance(got, list) and isinstance(got_names, list) and i < len(got) and \
+            i < len(got_names) and got_names[i] == name
+        out.append((name, got[i] if same else None, refs[i]))
+    return out
+
+
+def _call_problem(student: Record, i: int) -> str | None:
+    try:
+        require_call(student, f"predict_{i}", "predict")
+    except CheckFailed as exc:
+        return str(exc)
+    return None
+
+
+def _shape_problem(info: Any) -> str | None:
+    if not isinstance(info, dict) or info.get("length") != 3:
+        got = info.get("type") if isinstance(info, dict) else "nothing"
+        length = f" of length {info.get('length')}" if isinstance(info, dict) and \
+            "length" in info else ""
+        return f"returned {got}{length}; return (label, index, score)"
+    return None
+
+
+def _label_text(info: Any) -> str | None:
+    label = info.get("label") if isinstance(info, dict) else None
+    value = label.get("value") if isinstance(label, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _compare(got: Any, ref: Any) -> str | None:
+    """Problem with one result's index/label versus the reference's, or None."""
+    problem = _shape_problem(got)
+    if problem:
+        return problem
+    index, problem = _index(got.get("index"))
+    if index is None:
+        return problem
+    ref_index, _ = _index(ref.get("index"))
+    if index != ref_index:
+        return (f"predicted index {index} ({_label_text(got)!r}), the reference predicts "
+                f"{ref_index} ({_label_text(ref)!r})")
+    if _label_text(got) != _label_text(ref):
+        return (f"label is {_label_text(got)!r} but labels[{index}] is {_label_text(ref)!r}; "
+                "return labels[index]")
+    return None
+
+
+def check_top1_index(student: Record, reference: Record, ctx: CheckContext) -> Outcome:
+    rows = _results(student, reference)
+    failures = []
+    for i, (name, got, ref) in enumerate(rows):
+        problem = _call_problem(student, i) or _compare(got, ref)
+        if problem:
+            failures.append(f"{name}: {problem}")
+    good = len(rows) - len(failures)
+    if not failures:
+        return passed(f"same top-1 class as the reference on all {good} photos")
+    return partial(good / len(rows), f"{good} of {len(rows)} photos right; " +
+                   "; ".join(failures[:2]))
+
+
+def check_top1_score(student: Record, reference: Record, ctx: CheckContext) -> Outcome:
+    rows = _results(student, reference)
+    failures = []
+    for i, (name, got, ref) in enumerate(rows):
+        problem = _call_problem(student, i) or _shape_problem(got)
+        if problem is None:
+            score, ref_score = _number(got.get("score")), _number(ref.get("score"))
+            if score is None:
+                info = got.get("score") or {}
+                problem = (f"score is {info.get('type')} "
+                           f"{info.get('value', info.get('shape', ''))}; return one softmax "
+                           "probability as a float")
+            elif not 0.0 <= score <= 1.0:
+                problem = (f"score {score:.4g} is not a probability; apply "
+                           "F.softmax(output, dim=1) before taking the top-1")
+            elif ref_score is None or abs(score - ref_score) > SCORE_ATOL:
+                problem = (f"score {score:.6f}, the reference's {ref_score:.6f} (tolerance "
+                           f"{SCORE_ATOL:g}); softmax over dim=1 of the logits")
+        if problem:
+            failures.append(f"{name}: {problem}")
+    good = len(rows) - len(failures)
+    if not failures:
+        return passed(f"top-1 scores match the reference within {SCORE_ATOL:g} on {good} photos")
+    return partial(good / len(rows), f"{good} of {len(rows)} photos right; " +
+                   "; ".join(failures[:2]))
+
+
+def check_return_types(student: Record, reference: Record, ctx: CheckContext) -> Outcome:
+    rows = _results(student, reference)
+    notes: set[str] = set()
+    for i, (name, got, _) in enumerate(rows):
+        problem = _call_problem(student, i) or _shape_problem(got)
+        if problem:
+            raise CheckFailed(f"{name}: {problem}")
+        label, index, score = got.get("label") or {}, got.get("index") or {}, \
+            got.get("score") or {}
+        if label.get("type") != "builtins.str":
+            raise CheckFailed(f"{name}: label is {label.get('type')}; return labels[index] "
+                              "(a str)")
+        if index.get("type") == "torch.Tensor" and index.get("shape") == [] and \
+                index.get("dtype") in INTEGER_DTYPES:
+            notes.add("index is a 0-d tensor (accepted, as the handout's postprocess returns "
+                      "it); the docstring asks for int: return int(index)")
+        elif index.get("type") != "builtins.int":
+            shape = f" of shape {index.get('shape')}" if "shape" in index else ""
+            raise CheckFailed(f"{name}: index is {index.get('type')}{shape}; return "
+                              "int(index)")
+        if score.get("type") != "builtins.float":
+            shape = f" of shape {score.get('shape')}" if "shape" in score else ""
+            raise CheckFailed(f"{name}: score is {score.get('type')}{shape}; return "
+                              "score.item() (a float)")
+    if notes:
+        return passed("(str, index, float); " + "; ".join(sorted(notes)))
+    return passed("returns (str, int, float)")
+
+
+def check_batch(student: Record, reference: Record, ctx: CheckContext) -> Outcome:
+    refs = reference.data.get("predict")
+    names = reference.data.get("photos")
+    if not isinstance(refs, list) or not isinstance(names, list):
+        raise CheckFailed("no reference predictions recorded (grader set-up problem)")
+    require_call(student, "predict_batch", POINTER_BATCH)
+    batch = student.data.get("batch") or {}
+    if batch.get("type") not in ("builtins.list", "builtins.tuple"):
+        raise CheckFailed(f"predict_batch returned {batch.get('type')}; return a list with one "
+                          "(label, index, score) per image")
+    items = batch.get("items") or []
+    if batch.get("length") != len(refs):
+        raise CheckFailed(f"predict_batch returned {batch.get('length')} results for "
+                          f"{len(refs)} images; return one (label, index, score) per image")
+    problems = []
+    for i, (item, ref) in enumerate(zip(items, refs, strict=False)):
+        problem = _compare(item, ref)
+        if problem is None:
+            score, ref_score = _number(item.get("score")), _number(ref.get("score"))
+            if score is None or ref_score is None or abs(score - ref_score) > SCORE_ATOL:
+                problem = f"score {score}, predict on this image alone gives {ref_score}"
+        if problem:
+            problems.append(f"predict_batch result {i} ({names[i]}): {problem}")
+    if not problems:
+        return passed(f"{len(refs)} results in input order, equal to the reference's "
+                      "per-image predictions")
+    if _is_permutation(items, refs):
+        raise CheckFailed("predict_batch returns the right results in the wrong order; "
+                          "return one result per image, in input order")
+    raise CheckFailed(problems[0])
+
+
+def _matches(item: Any, ref: Any) -> bool:
+    if _compare(item, ref) is not None:
+        return False
+    score, ref_score = _number(item.get("score")), _number(ref.get("score"))
+    return score is not None and ref_score is not None and abs(score - ref_score) <= SCORE_ATOL
+
+
+def _is_permutation(items: list[Any], refs: list[Any]) -> bool:
+    """True when every result equals the reference of some other image, each used once."""
+    unused = list(range(len(refs)))
+    for item in items:
+        match = next((j for j in unused if _matches(item, refs[j])), None)
+        if match is None:
+            return False
+        unused.remove(match)
+    return not unused
+
+
+CHECKS = {
+    "top1_index": check_top1_index,
+    "top1_score": check_top1_score,
+    "return_types": check_return_types,
+    "batch": check_batch,
+}
