@@ -125,7 +125,13 @@ def put_tensor(record: Record, name: str, value: Any, *, max_elements: int = 4_0
     info: dict[str, Any] = {"type": type_name(value)}
     tensor: torch.Tensor | None = None
     if type(value) is torch.Tensor:
-        tensor = value
+        # Only dense tensors with data: meta, sparse and nested tensors cannot be copied
+        # (their .to()/.contiguous() raise) and are described instead.
+        if value.is_meta or value.is_nested or value.layout is not torch.strided:
+            kind = "meta" if value.is_meta else "nested" if value.is_nested else str(value.layout)
+            info["type"] = f"torch.Tensor ({kind}, not a dense tensor with data)"
+        else:
+            tensor = value
     elif type(value) is np.ndarray and value.dtype.kind in "fiub":
         tensor = torch.from_numpy(np.ascontiguousarray(value))
         info["numpy"] = True
