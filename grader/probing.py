@@ -10,9 +10,11 @@ from __future__ import annotations
 import copy
 import hashlib
 import io
+import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -188,6 +190,24 @@ def state_digest(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
+@contextmanager
+def closing_figures() -> Iterator[None]:
+    """Close every pyplot figure opened inside the block (student code may use ``plt``).
+
+    Record figure facts inside the block; closing afterwards keeps pyplot's figure
+    registry from growing over many submissions graded in one process.
+    """
+    plt = sys.modules.get("matplotlib.pyplot")
+    before = set(plt.get_fignums()) if plt is not None else set()
+    try:
+        yield
+    finally:
+        plt = sys.modules.get("matplotlib.pyplot")
+        if plt is not None:
+            for number in set(plt.get_fignums()) - before:
+                plt.close(number)
+
+
 def figure_facts(record: Record, name: str, fig: Any, *, dpi: int = 50) -> bool:
     """Reduce a matplotlib figure to facts and a PNG.
 
@@ -199,10 +219,11 @@ def figure_facts(record: Record, name: str, fig: Any, *, dpi: int = 50) -> bool:
     """
     from matplotlib.figure import Figure
 
-    if isinstance(fig, tuple) and fig and isinstance(fig[0], Figure):
+    # Exact types: a Figure subclass could report axes it does not draw.
+    if type(fig) is tuple and fig and type(fig[0]) is Figure:
         fig = fig[0]
     figures = record.data.setdefault("figures", {})
-    if not isinstance(fig, Figure):
+    if type(fig) is not Figure:
         figures[name] = {"error": f"expected a matplotlib Figure, got {type_name(fig)}"}
         return False
     from matplotlib.backends.backend_agg import FigureCanvasAgg

@@ -9,6 +9,7 @@ kept in ``config.stash``.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -22,6 +23,11 @@ from grader.weights import ResolvedWeights, activate, parse_weights_spec, resolv
 _REPO = Path(__file__).resolve().parent.parent
 _LAB_TESTS = _REPO / "tests" / "lab"
 DEFAULT_IMPL = "reference"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # No window may open under test: a student's plt.show() would block the run.
+    os.environ.setdefault("MPLBACKEND", "Agg")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

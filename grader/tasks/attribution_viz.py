@@ -35,16 +35,13 @@ from __future__ import annotations
 
 import math
 import re
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import torch
 
 from grader.checking import CheckContext, CheckFailed, Outcome, partial, passed, require_call
 from grader.inputs import probe_inputs
-from grader.probing import ProbeContext, call, figure_facts, new_record
+from grader.probing import ProbeContext, call, closing_figures, figure_facts, new_record
 from grader.records import Record
 
 POINTER = "Task 7: visualize_attribution_grid in attribution_viz.py"
@@ -62,24 +59,6 @@ REQUIRED: tuple[tuple[str, str], ...] = tuple(
 # Pixel std (0-255 scale, figure rendered at 50 dpi) above which an image cell is drawn:
 # an imshow of a constant array with the axis off is 0; Captum's cells are above 40.
 BLANK_STD = 10.0
-
-
-@contextmanager
-def closing_figures() -> Iterator[None]:
-    """Close every pyplot figure opened inside the block (student code may use ``plt``).
-
-    Record figure facts inside the block; closing afterwards keeps pyplot's figure
-    registry from growing over many submissions graded in one process.
-    """
-    plt = sys.modules.get("matplotlib.pyplot")
-    before = set(plt.get_fignums()) if plt is not None else set()
-    try:
-        yield
-    finally:
-        plt = sys.modules.get("matplotlib.pyplot")
-        if plt is not None:
-            for number in set(plt.get_fignums()) - before:
-                plt.close(number)
 
 
 def trusted_attributions(size: int) -> torch.Tensor:

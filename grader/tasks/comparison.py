@@ -45,9 +45,9 @@ import torch
 
 from grader.checking import CheckContext, CheckFailed, Outcome, partial, passed, require_call
 from grader.inputs import probe_inputs, top1
-from grader.probing import ProbeContext, call, figure_facts, new_record, put_tensor
+from grader.probing import ProbeContext, call, closing_figures, figure_facts, new_record, put_tensor
 from grader.records import Record, plain, type_name
-from grader.tasks.attribution_viz import closing_figures, trusted_attributions
+from grader.tasks.attribution_viz import trusted_attributions
 
 POINTER = "Task 9: compare_attributions in comparison.py"
 POINTER_PLOT = "Task 9: plot_comparison in comparison.py"

@@ -55,6 +55,7 @@ from grader.checking import CheckContext, CheckFailed, Outcome, partial, passed,
 from grader.probing import (
     ProbeContext,
     call,
+    closing_figures,
     figure_facts,
     mean_activation,
     model_facts,
@@ -62,7 +63,6 @@ from grader.probing import (
     put_tensor,
 )
 from grader.records import Record
-from grader.tasks.attribution_viz import closing_figures
 from grader.tasks.model import trusted_digest
 
 POINTER = "Task 5: visualize_filter in filters.py"
