@@ -23,8 +23,12 @@ from grader.records import Record
 
 REL_TOL = 2e-3
 ABS_TOL = 2e-4
-# Facts that depend on the machine rather than on the implementation.
-VOLATILE_KEYS = frozenset({"seconds", "traceback", "pixel_std", "size", "path"})
+# Facts that depend on the machine (timings, font and Graphviz builds) rather than on the
+# implementation.
+VOLATILE_KEYS = frozenset(
+    {"seconds", "traceback", "pixel_std", "size", "path", "bytes", "width", "height"}
+)
+RENDERED_SUFFIXES = ("_png", "_thumbnail")
 MAP_SIDE = 4
 
 
@@ -33,8 +37,8 @@ def summarize_record(record: Record) -> dict[str, Any]:
     tensors = {}
     for name in sorted(record.tensors):
         tensor = record.tensors[name]
-        if name.endswith("_png"):
-            tensors[name] = {"png": True}  # rendering differs by font build: facts suffice
+        if name.endswith(RENDERED_SUFFIXES):
+            tensors[name] = {"rendered": True}  # pixels differ by font build: facts suffice
             continue
         tensors[name] = summarize_tensor(tensor)
     return {"task": record.task, "data": _strip(record.data), "tensors": tensors}
