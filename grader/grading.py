@@ -105,11 +105,15 @@ def grade_records(
     include_hidden: bool = True,
     execution_time: float = 0.0,
     notes: list[str] | None = None,
+    tasks: Iterable[str] = TASK_NAMES,
 ) -> GradeReport:
-    """Check every task's record against the reference's and assemble the report."""
-    tasks = [
+    """Check every task's record against the reference's and assemble the report.
+
+    ``tasks`` limits the report to some tasks (``lab3 grade --tasks``, for tests).
+    """
+    results = [
         check_task(t, student.get(t), reference.get(t), ctx, include_hidden=include_hidden)
-        for t in TASK_NAMES
+        for t in tasks
     ]
     answers_record = student.get("answers")
     answers = {}
@@ -117,7 +121,7 @@ def grade_records(
         answers = {str(k): str(v) for k, v in answers_record.data["answers"].items()}
     return GradeReport(
         submission=submission,
-        tasks=tasks,
+        tasks=results,
         weights=ctx.weights.to_dict(),
         versions=library_versions(),
         settings=settings,

@@ -1,0 +1,948 @@
+"""``lab3 grade``: grade many untrusted submissions, each in its own sandboxed child process.
+
+The parent (this module) is trusted. Before any child starts it resolves the
+weights, loads the reference's records once (probing ``reference/`` only when
+no cache exists) and imports the checks. For each submission it then:
+
+1. stages a private scratch copy: a folder is copied (regular files only: no
+   symlinks, no devices, capped in count and size), a ``.zip`` is extracted here,
+   in the parent, with :mod:`grader.implementation`'s safe extractor (no absolute
+   paths, no ``..``, no symlinks, capped) and its task modules' folder copied the
+   same way. The parent never imports the submission;
+2. starts a fresh child (:mod:`grader.child`, never a fork of this process) in it,
+   under :mod:`grader.sandbox` (bubblewrap when available, resource limits, an
+   unprivileged uid when run as root), and watches the child's progress markers:
+   a task over its time budget, or the submission over its own, kills the whole
+   process tree and that task records a timeout; a crash costs the running task
+   only; a new child then probes the remaining tasks;
+3. reads the records back itself (no symlinks, no special files, size caps, then
+   :meth:`Record.load`'s validation), never unpickling anything, and runs the same
+   checks as ``pytest --impl`` on them (:func:`grader.grading.grade_records`);
+4. writes ``<out>/<name>/`` (feedback.html, report.json, log.txt, then
+   results.json last, all atomically) and finally ``summary.csv``/``answers.csv``.
+
+A submission whose ``results.json`` exists is skipped unless ``force``, so an
+interrupted batch resumes where it stopped. ``jobs`` threads each manage one
+child at a time (the heavy work is in the children; checks are light).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from grader import sandbox
+from grader.child import PROGRESS_FILE
+from grader.implementation import (
+    BUILTIN_PACKAGES,
+    MAX_ZIP_BYTES,
+    MAX_ZIP_FILES,
+    _extract_zip,
+    _find_root,
+    _has_modules,
+)
+from grader.probing import ImplementationError
+from grader.records import MAX_JSON_BYTES, MAX_TENSOR_BYTES, Record, RecordError
+from grader.report import all_entries, load_entry, score_table, write_submission, write_summary
+from grader.settings import DEFAULT_SETTINGS, ProbeSettings
+from grader.tasks import TASK_NAMES
+
+DEFAULT_TIMEOUT = 300.0
+DEFAULT_TASK_TIMEOUT = 60.0
+# RLIMIT_AS counts address space, not resident memory: importing torch, torchvision,
+# captum and matplotlib already maps about 3.6 GB (resident: 0.8 GB), and probing the
+# reference peaks at 4.2 GB mapped / 1.2 GB resident. 8 GB leaves room for an honest
+# submission and still stops a runaway one.
+DEFAULT_MEMORY_MB = 8192
+# The child imports torch and loads the model before its first task: generous, since a
+# slow start is the machine's fault, not the student's (it is still bounded by --timeout).
+STARTUP_TIMEOUT = 120.0
+# Once every task is done the child has this long to exit before it is killed (a
+# student's leftover process or thread must not hold the batch up).
+EXIT_GRACE = 5.0
+POLL_SECONDS = 0.05
+MAX_PROGRESS_BYTES = 64 * 1024
+_SKIP_DIRS = frozenset({"__pycache__", ".git", ".ipynb_checkpoints", ".venv"})
+
+
+class UsageError(Exception):
+    """A bad command line or environment (exit code 2); the message says what to change."""
+
+
+class GraderError(Exception):
+    """The grader itself cannot work (exit code 1): no reference records, broken checks."""
+
+
+class Interrupted(Exception):
+    """The batch was stopped (Ctrl-C); finished submissions are kept."""
+
+
+# --------------------------------------------------------------------------- submissions
+
+
+@dataclass
+class Submission:
+    """One SUBMISSION argument: where it is and what it is called in the outputs."""
+
+    spec: str
+    name: str
+    path: Path | None
+    problem: str | None = None  # why it cannot be graded at all
+    missing: bool = False
+
+
+def _safe_name(text: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._")
+    return name[:100] or "submission"
+
+
+def find_submissions(specs: Sequence[str]) -> list[Submission]:
+    """Resolve SUBMISSION arguments: folders, zips, or the installed ``reference`` /
+    ``student_template`` packages; unique, file-system-safe names."""
+    import importlib.util
+
+    found: list[Submission] = []
+    names: set[str] = set()
+    for spec in specs:
+        path = Path(spec).expanduser()
+        problem = None
+        missing = False
+        if spec in BUILTIN_PACKAGES and not _has_modules(path):
+            found_spec = importlib.util.find_spec(spec)
+            if found_spec is None or not found_spec.submodule_search_locations:
+                path, problem, missing = None, f"{spec}: the package is not installed", True
+            else:
+                path = Path(next(iter(found_spec.submodule_search_locations))).resolve()
+            base = spec
+        elif not path.exists():
+            base, problem, missing = path.name or spec, (
+                f"{spec}: no such folder or zip; pass a folder holding model.py, "
+                "preprocessing.py, ... (a filled-in copy of student_template/) or a .zip of one"
+            ), True
+            path = None
+        elif path.is_dir():
+            path = path.resolve()
+            base = path.name
+        else:
+            base = path.stem
+            if path.suffix.lower() != ".zip":
+                problem = f"{path.name}: expected a folder or a .zip, got another kind of file"
+            path = path.resolve()
+        name = _safe_name(base)
+        unique, n = name, 2
+        while unique in names:
+            unique, n = f"{name}-{n}", n + 1
+        names.add(unique)
+        found.append(Submission(spec, unique, path, problem, missing))
+    return found
+
+
+def stage(sub: Submission, dest: Path, unpack: Path) -> Path:
+    """Copy ``sub``'s task modules' folder into ``dest`` (extracting a zip in ``unpack``).
+
+    Raises:
+        ImplementationError: a bad or unsafe zip, no task modules, over the caps.
+    """
+    assert sub.path is not None
+    source = sub.path
+    if source.is_file():
+        source = _extract_zip(source, unpack)
+    copy_regular_files(_find_root(source), dest)
+    return dest
+
+
+def copy_regular_files(src: Path, dst: Path) -> None:
+    """Copy regular files only (no symlinks, devices or caches), capped in count and bytes."""
+    count = total = 0
+    for root, dirs, files in os.walk(src, followlinks=False):
+        here = Path(root)
+        dirs[:] = [d for d in dirs
+                   if d not in _SKIP_DIRS and not os.path.islink(os.path.join(root, d))]
+        target = dst / here.relative_to(src)
+        target.mkdir(parents=True, exist_ok=True)
+        for name in files:
+            info = os.lstat(here / name)
+            if not stat.S_ISREG(info.st_mode):
+                continue  # a symlink could point at files the child must not see
+            count += 1
+            total += info.st_size
+            if count > MAX_ZIP_FILES or total > MAX_ZIP_BYTES:
+                raise ImplementationError(
+                    f"{src.name}: more than {MAX_ZIP_FILES} files or {MAX_ZIP_BYTES // 2**20} MB; "
+                    "submit only the task modules and answers.md")
+            shutil.copyfile(here / name, target / name)
+
+
+# --------------------------------------------------------------------------- batch set-up
+
+
+@dataclass
+class Batch:
+    """What every submission's grading shares: trusted data, options, the work folder."""
+
+    out: Path
+    work: Path
+    tasks: tuple[str, ...]
+    weights: Any  # ResolvedWeights
+    child_weights: Path
+    reference: Any  # ReferenceRecords
+    cctx: Any  # CheckContext of worker slot 0; see check_context()
+    settings: ProbeSettings
+    mode: str
+    limits: sandbox.Limits
+    timeout: float
+    task_timeout: float
+    device: str
+    threads: int
+    hidden: tuple[Path, ...]
+    python_reachable: bool
+    notes: list[str] = field(default_factory=list)
+    uids: sandbox.UidPool = field(default_factory=sandbox.UidPool)
+    contexts: dict[int, Any] = field(default_factory=dict)
+    stop: threading.Event = field(default_factory=threading.Event)
+    running: dict[int, tuple[subprocess.Popen, sandbox.Identity]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def check_context(self, slot: int):
+        """The CheckContext of worker ``slot``: one trusted model per worker thread.
+
+        Checks may hook the trusted model (``grader.probing.mean_activation`` raises
+        out of a forward hook), so two threads must never share one: a shared model
+        let one submission's check stop another's forward pass (seen at -j 2).
+        """
+        from grader.checking import CheckContext
+
+        with self.lock:
+            if slot == 0:
+                return self.cctx
+            if slot not in self.contexts:
+                self.contexts[slot] = CheckContext(weights=self.cctx.weights)
+            return self.contexts[slot]
+
+    def new_identity(self) -> sandbox.Identity:
+        uid = self.uids.take() if sandbox.is_root() else 0
+        return sandbox.identity_for(self.mode, uid=uid, python_reachable=self.python_reachable)
+
+    def sandbox_info(self, identity: sandbox.Identity) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "uid": identity.uid if identity.uid is not None else os.geteuid(),
+            "timeout_s": self.timeout,
+            "task_timeout_s": self.task_timeout,
+            "memory_mb": self.limits.memory_mb,
+            "processes": self.limits.processes,
+        }
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def _hidden_paths(out: Path, work: Path) -> tuple[Path, ...]:
+    """What the sandbox must not show: the reference, its records, caches, outputs."""
+    import importlib.util
+
+    from grader.reference_records import SHIPPED_DIR
+    from grader.weights import cache_dir
+
+    hidden = [sandbox.PROJECT_ROOT / "reference", SHIPPED_DIR, cache_dir(), out,
+              work / "readback", sandbox.PROJECT_ROOT / "fixtures" / "submissions",
+              sandbox.PROJECT_ROOT / "tests"]
+    spec = importlib.util.find_spec("reference")
+    if spec is not None and spec.submodule_search_locations:
+        hidden += [Path(p) for p in spec.submodule_search_locations]
+    return tuple(hidden)
+
+
+def _load_reference(weights, settings: ProbeSettings, device: str, notes: list[str],
+                    tasks: Sequence[str] = TASK_NAMES):
+    from grader.reference_records import ReferenceUnavailable, load_reference_records
+    from grader.weights import activated, standin_weights
+
+    try:
+        with activated(weights):
+            if set(tasks) != set(TASK_NAMES):
+                try:
+                    return weights, load_reference_records(weights, settings, device=device,
+                                                           allow_probe=False)
+                except ReferenceUnavailable:
+                    return weights, _probe_reference_tasks(weights, settings, device, tasks)
+            return weights, load_reference_records(weights, settings, device=device)
+    except ReferenceUnavailable as exc:
+        if weights.kind == "standin":
+            raise GraderError(f"{exc}; build them where reference/ is installed") from exc
+    # Like `pytest --impl`: a release may only carry stand-in records.
+    notes.append(f"no reference records for {weights.id}; graded with the stand-in weights")
+    standin = standin_weights()
+    try:
+        with activated(standin):
+            return standin, load_reference_records(standin, settings, device=device)
+    except ReferenceUnavailable as exc:
+        raise GraderError(str(exc)) from exc
+
+
+def _probe_reference_tasks(weights, settings: ProbeSettings, device: str, tasks: Sequence[str]):
+    """Reference records of some tasks only (``--tasks`` without a cache; not stored).
+
+    Raises:
+        ReferenceUnavailable: reference/ is not installed.
+    """
+    import importlib.util
+
+    from grader.grading import library_versions, probe_task
+    from grader.implementation import load_implementation
+    from grader.inputs import FIXTURES_DIR
+    from grader.probing import ProbeContext
+    from grader.reference_records import ReferenceRecords, ReferenceUnavailable
+
+    if importlib.util.find_spec("reference") is None:
+        raise ReferenceUnavailable(f"no reference records for {weights.id}, and the reference "
+                                   "solution is not installed here")
+    with tempfile.TemporaryDirectory(prefix="lab3-ref-") as scratch:
+        ctx = ProbeContext(impl=load_implementation("reference"), weights=weights,
+                           settings=settings, fixtures_dir=FIXTURES_DIR, scratch=Path(scratch),
+                           device=device)
+        records = {task: probe_task(task, ctx) for task in tasks}
+    broken = {t: r.data for t, r in records.items() if {"import_error", "probe_error"} & set(r.data)}
+    if broken:
+        raise GraderError(f"the reference solution failed its own probes: {broken}")
+    meta = {"weights_id": weights.id, "versions": library_versions(), "created": "now"}
+    return ReferenceRecords(records, "probed", meta)
+
+
+def _prepare_weights(weights, work: Path, give: bool) -> Path:
+    """The checkpoint path the child reads: a world-readable copy when it runs as another uid."""
+    if not give:
+        return Path(weights.path).resolve()
+    folder = work / "weights"
+    folder.mkdir(mode=0o755)
+    target = folder / Path(weights.path).name
+    shutil.copyfile(weights.path, target)
+    target.chmod(0o444)
+    return target
+
+
+# --------------------------------------------------------------------------- one child
+
+
+@dataclass
+class Attempt:
+    """What one child did: its exit, the tasks it finished, where it stopped and why."""
+
+    returncode: int | None
+    done: list[str]
+    current: str | None
+    stopped: str | None  # "task-timeout", "submission-timeout", "startup-timeout" or None
+    output: str
+    startup_s: float | None = None  # from start to the first task (imports, model)
+    seconds: float = 0.0
+
+
+class OutputCapture(threading.Thread):
+    """Reads the child's stdout+stderr, keeping the first and last ``cap // 2`` bytes."""
+
+    def __init__(self, stream, cap: int) -> None:
+        super().__init__(daemon=True)
+        self.stream, self.half = stream, max(1024, cap // 2)
+        self.head, self.tail, self.total = bytearray(), bytearray(), 0
+
+    def run(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            while chunk := self.stream.read1(65536):
+                self.total += len(chunk)
+                room = self.half - len(self.head)
+                if room > 0:
+                    self.head += chunk[:room]
+                    chunk = chunk[room:]
+                if chunk:
+                    self.tail += chunk
+                    del self.tail[: max(0, len(self.tail) - self.half)]
+
+    def text(self) -> str:
+        middle = len(self.head) + len(self.tail)
+        gap = f"\n[... {self.total - middle} bytes of output cut ...]\n" if self.total > middle else ""
+        return (bytes(self.head).decode("utf-8", "replace") + gap
+                + bytes(self.tail).decode("utf-8", "replace"))
+
+
+def _read_capped(dir_fd: int, name: str, cap: int) -> bytes | None:
+    """A regular file of the child's folder, read without following links; None if absent.
+
+    Raises:
+        RecordError: not a regular file, or over ``cap`` bytes.
+    """
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise RecordError(f"{name} is not a regular file ({exc.strerror})") from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise RecordError(f"{name} is not a regular file")
+        if info.st_size > cap:
+            raise RecordError(f"{name} is {info.st_size} bytes, over the cap of {cap}")
+        chunks, size = [], 0
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > cap:
+                raise RecordError(f"{name} grew over the cap of {cap} bytes")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def read_child_record(records: Path, readback: Path, task: str) -> Record:
+    """The child's record of ``task``: copied from ``records`` into the parent's own
+    ``readback`` folder without following links (no symlink to the reference's records,
+    no FIFO that blocks, size caps), then validated by :meth:`Record.load`. Anything
+    wrong becomes a ``record_error`` record for that task only."""
+    for suffix in (".json", ".safetensors"):
+        (readback / f"{task}{suffix}").unlink(missing_ok=True)
+    try:
+        fd = os.open(records, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            for suffix, cap in ((".json", MAX_JSON_BYTES), (".safetensors", MAX_TENSOR_BYTES)):
+                data = _read_capped(fd, f"{task}{suffix}", cap)
+                if data is not None:
+                    (readback / f"{task}{suffix}").write_bytes(data)
+        finally:
+            os.close(fd)
+        return Record.load(readback, task)
+    except (RecordError, OSError) as exc:
+        return Record(task=task, data={"record_error": str(exc)[:2000]})
+
+
+class SubmissionRun:
+    """Probe one submission's tasks in as many children as crashes and timeouts need."""
+
+    def __init__(self, batch: Batch, sub: Submission, index: int, slot: int) -> None:
+        self.batch, self.sub, self.slot = batch, sub, slot
+        self.scratch = batch.work / f"{index:05d}-{sub.name}"
+        self.readback = batch.work / "readback" / f"{index:05d}"
+        self.identity = batch.new_identity()
+        self.records: dict[str, Record | None] = {}
+        self.problems: list[str] = []
+        self.logs: list[str] = []
+
+    # -- folders
+
+    def make_folders(self) -> None:
+        self.scratch.mkdir(mode=0o711)
+        self.readback.mkdir(mode=0o700, parents=True)
+        for name in ("records", "home", "probe"):
+            (self.scratch / name).mkdir()
+        for name in ("home/mpl", "home/tmp", "home/.cache"):
+            (self.scratch / name).mkdir()
+        _copy_font_cache(self.scratch / "home" / "mpl")
+
+    def give_folders(self) -> None:
+        """Hand the writable folders to a fresh identity (one per child)."""
+        self.identity = self.batch.new_identity()
+        for name in ("submission", "records", "home", "probe"):
+            sandbox.give_to(self.scratch / name, self.identity)
+
+    # -- the child
+
+    def child_spec(self, tasks: list[str]) -> sandbox.ChildSpec:
+        b, s = self.batch, self.scratch
+        args = [
+            "--impl", str(s / "submission"), "--records", str(s / "records"),
+            "--scratch", str(s / "probe"), "--tasks", ",".join(tasks),
+            "--weights-kind", b.weights.kind, "--weights-path", str(b.child_weights),
+            "--weights-sha256", b.weights.sha256,
+            "--settings", _json(b.settings.to_dict()), "--device", b.device,
+            "--threads", str(b.threads), "--cwd", str(s / "submission"),
+        ]
+        if self.identity.drop_at == "child":
+            args += ["--drop-uid", str(self.identity.uid), "--drop-gid", str(self.identity.gid)]
+        home = s / "home"
+        threads = str(b.threads)
+        env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache"),
+            "XDG_CONFIG_HOME": str(home / ".config"),
+            "MPLCONFIGDIR": str(home / "mpl"), "MPLBACKEND": "Agg",
+            "LAB3_CACHE_DIR": str(home / "lab3-cache"),
+            "TMPDIR": "/tmp" if b.mode == "bwrap" else str(home / "tmp"),
+            "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
+            "OPENBLAS_NUM_THREADS": threads,
+            # OpenMP threads that sleep instead of spinning at barriers: on a busy machine
+            # (other workers, other users) spinning made a 2-thread child 6x slower than a
+            # 1-thread one (80 s instead of 12 s per reference grade, measured); passive
+            # waiting costs nothing measurable on an idle one.
+            "OMP_WAIT_POLICY": "PASSIVE",
+            "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
+        }
+        if b.device.startswith("cuda") and "CUDA_VISIBLE_DEVICES" in os.environ:
+            env["CUDA_VISIBLE_DEVICES"] = os.environ["CUDA_VISIBLE_DEVICES"]
+        return sandbox.ChildSpec(
+            argv=sandbox.child_python(args), scratch=s, readonly=(b.child_weights,),
+            hidden=b.hidden, env=env, cwd=s / "submission", device=b.device,
+        )
+
+    def limits(self) -> sandbox.Limits:
+        limits = self.batch.limits
+        cpu = int((self.batch.timeout + 60) * max(1, self.batch.threads) + 60)
+        processes = limits.processes
+        if self.identity.uid is None and self.batch.mode == "none" and not sandbox.is_root():
+            # RLIMIT_NPROC counts every process of the user: leave room for the user's own.
+            processes += _user_tasks(os.getuid())
+        return sandbox.Limits(memory_mb=limits.memory_mb, processes=processes,
+                              file_size_mb=limits.file_size_mb, open_files=limits.open_files,
+                              cpu_seconds=cpu, output_bytes=limits.output_bytes)
+
+    def attempt(self, tasks: list[str], deadline: float) -> Attempt:
+        """Run one child on ``tasks`` until it exits, finishes, or overruns a time limit."""
+        b = self.batch
+        progress = self.scratch / "records" / PROGRESS_FILE
+        if progress.is_dir() and not progress.is_symlink():
+            shutil.rmtree(progress)  # left by the previous child's student code
+        progress.unlink(missing_ok=True)
+        self.give_folders()
+        proc = sandbox.start(self.child_spec(tasks), mode=b.mode, limits=self.limits(),
+                             identity=self.identity)
+        with b.lock:
+            b.running[self.slot] = (proc, self.identity)
+        reader = OutputCapture(proc.stdout, b.limits.output_bytes)
+        reader.start()
+        started = time.monotonic()
+        current, current_since, done, stopped = None, started, [], None
+        all_done_at = first_task_at = None
+        try:
+            while True:
+                returncode = proc.poll()
+                events = self.progress(tasks)
+                done = [t for kind, t in events if kind == "done"]
+                starts = [t for kind, t in events if kind == "start"]
+                running = starts[-1] if starts and starts[-1] not in done else None
+                if running != current:
+                    current, current_since = running, time.monotonic()
+                if starts and first_task_at is None:
+                    first_task_at = time.monotonic()
+                if returncode is not None:
+                    break
+                now = time.monotonic()
+                if b.stop.is_set():
+                    raise Interrupted
+                if now >= deadline:
+                    stopped = "submission-timeout"
+                elif current is not None and now - current_since > b.task_timeout:
+                    stopped = "task-timeout"
+                elif current is None and not starts and now - started > STARTUP_TIMEOUT:
+                    stopped = "startup-timeout"
+                elif set(tasks) <= set(done):
+                    all_done_at = all_done_at or now
+                    if now - all_done_at > EXIT_GRACE:
+                        break  # finished; a leftover process of the student holds it open
+                if stopped:
+                    break
+                time.sleep(POLL_SECONDS)
+        finally:
+            sandbox.kill_tree(proc, self.identity)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=10)
+            reader.join(timeout=5)
+            with b.lock:
+                b.running.pop(self.slot, None)
+        events = self.progress(tasks)
+        done = [t for kind, t in events if kind == "done"]
+        return Attempt(proc.returncode, done, current if current not in done else None,
+                       stopped, reader.text(),
+                       startup_s=None if first_task_at is None else first_task_at - started,
+                       seconds=time.monotonic() - started)
+
+    def progress(self, tasks: list[str]) -> list[tuple[str, str]]:
+        """The child's progress markers for ``tasks``: [("start"|"done", task), ...]."""
+        try:
+            fd = os.open(self.scratch / "records", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError:
+            return []
+        try:
+            raw = _read_capped(fd, PROGRESS_FILE, MAX_PROGRESS_BYTES) or b""
+        except RecordError:
+            raw = b""
+        finally:
+            os.close(fd)
+        events = []
+        for line in raw.decode("utf-8", "replace").splitlines():
+            kind, _, task = line.partition(" ")
+            if kind in ("start", "done") and task in tasks:
+                events.append((kind, task))
+        return events
+
+    def read_record(self, task: str) -> Record:
+        return read_child_record(self.scratch / "records", self.readback, task)
+
+    # -- the whole submission
+
+    def probe_all(self, tasks: list[str], deadline: float) -> None:
+        """Probe ``tasks`` in children until each has a record or a failure."""
+        remaining = list(tasks)
+        startup_failures = 0
+        while remaining:
+            if time.monotonic() >= deadline:
+                for task in remaining:
+                    self.fail(task, "timeout", f"not run: the submission's time limit of "
+                              f"{self.batch.timeout:g} s was used up by the tasks before it")
+                return
+            run = self.attempt(remaining, deadline)
+            startup = "" if run.startup_s is None else f", first task after {run.startup_s:.1f} s"
+            self.logs.append(f"--- child for {', '.join(remaining)}: {_describe_exit(run)} "
+                             f"after {run.seconds:.1f} s{startup} ---\n{run.output}")
+            for task in run.done:
+                if task in remaining:
+                    self.records[task] = self.read_record(task)
+                    remaining.remove(task)
+            if not remaining:
+                return
+            if run.current is None:
+                if run.done:
+                    continue  # it died between two tasks: what it finished counts, go on
+                # The child stopped before starting a task: the grader's side (imports,
+                # weights, limits), not the student's code. Try once more, then give up.
+                startup_failures += 1
+                if startup_failures < 2 and run.stopped is None:
+                    continue
+                raise GraderError(
+                    f"{self.sub.name}: the grader's child process failed before probing "
+                    f"({_describe_exit(run)}); its output ends with:\n{_tail(run.output, 1500)}")
+            task = run.current
+            remaining.remove(task)
+            if run.stopped == "task-timeout":
+                self.fail(task, "timeout", f"the task ran over its time limit of "
+                          f"{self.batch.task_timeout:g} s (an infinite loop, or far more work than "
+                          "the handout's settings need?)")
+            elif run.stopped == "submission-timeout":
+                self.fail(task, "timeout", f"the submission's time limit of "
+                          f"{self.batch.timeout:g} s ran out during this task")
+            else:
+                self.fail(task, "probe_error", _crash_message(run, self.batch.limits))
+
+    def fail(self, task: str, kind: str, message: str) -> None:
+        self.records[task] = Record(task=task, data={kind: message})
+        label = "timed out" if kind == "timeout" else "crashed"
+        self.problems.append(f"{task}: {label}")
+
+    def run(self) -> dict[str, Any]:
+        """Grade the submission; write its outputs; return its summary entry."""
+        from grader.grading import grade_records
+
+        b, sub = self.batch, self.sub
+        start = time.monotonic()
+        status = "graded"
+        try:
+            self.make_folders()
+            if sub.problem is not None:
+                raise ImplementationError(sub.problem)
+            stage(sub, self.scratch / "submission", self.readback / "unpacked")
+            self.probe_all(list(b.tasks), start + b.timeout)
+        except ImplementationError as exc:
+            status = "not_found" if sub.missing else "ungradable"
+            self.records = {t: Record(task=t, data={"import_error": str(exc)}) for t in b.tasks}
+            self.problems = [str(exc)]
+        finally:
+            if self.identity.dedicated:
+                sandbox.kill_uid(self.identity.uid)
+            shutil.rmtree(self.scratch, ignore_errors=True)
+        report = grade_records(
+            sub.name, self.records, b.reference.records, b.check_context(self.slot),
+            settings=b.settings.to_dict(), reference_description=b.reference.describe(),
+            execution_time=time.monotonic() - start, tasks=b.tasks,
+            notes=[*b.notes, *(f"problem: {p}" for p in self.problems)],
+        )
+        try:
+            return write_submission(
+                b.out / sub.name, report, status=status, problems=self.problems,
+                student=self.records, reference=b.reference.records,
+                log="\n".join(self.logs), extra={"sandbox": b.sandbox_info(self.identity)})
+        finally:
+            shutil.rmtree(self.readback, ignore_errors=True)
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, sort_keys=True)
+
+
+def _tail(text: str, n: int) -> str:
+    return text[-n:].strip()
+
+
+def _describe_exit(run: Attempt) -> str:
+    if run.stopped:
+        return run.stopped.replace("-", " ")
+    if run.returncode is None:
+        return "killed after finishing"
+    return sandbox.describe_signal(run.returncode)
+
+
+def _crash_message(run: Attempt, limits: sandbox.Limits) -> str:
+    code = run.returncode if run.returncode is not None else 0
+    hint = {
+        -9: f" (out of memory? the limit is {limits.memory_mb} MB)",
+        -11: " (a segmentation fault in native code)",
+        -6: " (aborted, often a failed memory allocation)",
+        -24: " (the CPU time limit)",
+        -25: f" (a file over the {limits.file_size_mb} MB limit was written)",
+    }.get(code, "")
+    if code >= 0:
+        hint = "; does your code call sys.exit() or os._exit(), or kill its own process?"
+    last = [line for line in run.output.strip().splitlines() if line.strip()][-3:]
+    tail = f" Last output: {' | '.join(last)[-400:]}" if last else ""
+    return (f"the process running your code ended during this task "
+            f"({sandbox.describe_signal(code)}){hint}.{tail}")
+
+
+def _user_tasks(uid: int) -> int:
+    count = 0
+    for pid in sandbox._pids():
+        if sandbox._uid_state(pid)[0] == uid:
+            with contextlib.suppress(OSError):
+                count += len(os.listdir(f"/proc/{pid}/task"))
+    return count
+
+
+def _copy_font_cache(folder: Path) -> None:
+    """Give the child matplotlib's font list, so it does not rebuild it (about a second)."""
+    try:
+        import matplotlib
+
+        cache = Path(matplotlib.get_cachedir())
+    except Exception:  # noqa: BLE001 - only a speed-up; the child rebuilds it if need be
+        return
+    for path in cache.glob("fontlist-*.json"):
+        with contextlib.suppress(OSError):
+            shutil.copyfile(path, folder / path.name)
+
+
+# --------------------------------------------------------------------------- the batch
+
+
+@dataclass
+class BatchResult:
+    """What ``grade_batch`` did; ``exit_code`` for the CLI."""
+
+    entries: list[dict[str, Any]]
+    graded: list[str]
+    skipped: list[str]
+    missing: list[tuple[str, str]]
+    errors: list[tuple[str, str]]
+    interrupted: bool = False
+    table: str = ""
+    seconds: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return 130
+        return 1 if self.errors else 0
+
+
+def parse_tasks(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    """``"model,preprocessing"`` -> the tasks in the points table's order.
+
+    Raises:
+        UsageError: an unknown task name.
+    """
+    if value is None:
+        return TASK_NAMES
+    names = [v.strip() for v in (value.split(",") if isinstance(value, str) else value)]
+    unknown = sorted(set(names) - set(TASK_NAMES) - {""})
+    if unknown:
+        raise UsageError(f"--tasks: unknown {unknown}; tasks are {', '.join(TASK_NAMES)}")
+    return tuple(t for t in TASK_NAMES if t in names)
+
+
+def grade_batch(
+    submissions: Sequence[str],
+    *,
+    out: str | os.PathLike[str],
+    jobs: int = 1,
+    timeout: float = DEFAULT_TIMEOUT,
+    task_timeout: float = DEFAULT_TASK_TIMEOUT,
+    memory: int = DEFAULT_MEMORY_MB,
+    sandbox_mode: str = "auto",
+    weights: str = "auto",
+    device: str = "cpu",
+    force: bool = False,
+    tasks: str | Sequence[str] | None = None,
+    quiet: bool = False,
+    say: Callable[[str], None] | None = None,
+) -> BatchResult:
+    """Grade ``submissions`` into ``out`` (see the module docstring).
+
+    Raises:
+        UsageError: bad options, bubblewrap required but unusable, no submission exists.
+        GraderError: no reference records, or the task modules do not load.
+    """
+    from grader.weights import WeightsError, resolve_weights
+
+    begin = time.monotonic()
+    emit = say or (lambda message: None if quiet else print(message, file=sys.stderr))
+    task_list = parse_tasks(tasks)
+    if jobs < 1:
+        raise UsageError("-j/--jobs must be at least 1")
+    found = find_submissions(submissions)
+    if not found or all(s.missing for s in found):
+        raise UsageError("no submission found: " + "; ".join(s.problem or s.spec for s in found))
+    try:
+        resolved = resolve_weights(weights)
+    except WeightsError as exc:
+        raise UsageError(str(exc)) from exc
+    try:
+        mode, warning = sandbox.resolve_mode(sandbox_mode)
+    except sandbox.SandboxError as exc:
+        raise UsageError(str(exc)) from exc
+    notes: list[str] = []
+    if warning:
+        emit(warning)
+    _check_task_modules(task_list)
+    resolved, reference = _load_reference(resolved, DEFAULT_SETTINGS, device, notes, task_list)
+    from grader.checking import CheckContext
+
+    cctx = CheckContext(weights=resolved)
+    cctx.trusted_model()  # fails here, before any child starts, if the weights are unusable
+
+    out_dir = Path(out).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    todo, skipped, missing = [], [], []
+    for index, sub in enumerate(found):
+        if sub.missing:
+            missing.append((sub.name, sub.problem or "not found"))
+            emit(f"skipping {sub.spec}: {sub.problem}")
+        elif not force and load_entry(out_dir / sub.name) is not None:
+            skipped.append(sub.name)
+        else:
+            todo.append((index, sub))
+    if skipped:
+        emit(f"{len(skipped)} submission(s) already graded in {out_dir} (use --force to regrade)")
+
+    work = Path(tempfile.mkdtemp(prefix="lab3-grade-"))
+    work.chmod(0o711)  # the children traverse it to reach their own scratch, nothing else
+    errors: list[tuple[str, str]] = []
+    graded: list[str] = []
+    interrupted = False
+    try:
+        python_reachable = sandbox.is_root() and mode == "none" and sandbox.readable_by_others(
+            [*sandbox.python_paths(), sandbox.PROJECT_ROOT / "fixtures"])
+        drop = sandbox.identity_for(mode, uid=sandbox.uid_base(),
+                                    python_reachable=python_reachable).drop_at
+        gives = drop != "none"
+        if gives and (problem := sandbox.chown_works(work)):
+            raise UsageError(problem)
+        if sandbox.is_root() and not gives:
+            emit("sandbox: the Python installation is not readable by an unprivileged uid and "
+                 "setpriv is missing, so submissions run as root (no process-count limit); "
+                 "use --sandbox bwrap")
+        elif drop == "setpriv":
+            emit("sandbox none: the Python installation is not readable by an unprivileged "
+                 "uid; children run as one with CAP_DAC_READ_SEARCH (they can read any file)")
+        batch = Batch(
+            out=out_dir, work=work, tasks=task_list, weights=resolved,
+            child_weights=_prepare_weights(resolved, work, gives), reference=reference,
+            cctx=cctx, settings=DEFAULT_SETTINGS, mode=mode,
+            limits=sandbox.Limits(memory_mb=memory), timeout=timeout,
+            task_timeout=task_timeout, device=device,
+            threads=max(1, _cpu_count() // jobs), hidden=_hidden_paths(out_dir, work),
+            python_reachable=python_reachable, notes=notes,
+        )
+        emit(f"grading {len(todo)} submission(s) with {jobs} worker(s); sandbox: {mode}; "
+             f"{resolved.describe()}")
+        interrupted = _run_pool(batch, todo, jobs, graded, errors, quiet, emit)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    entries = all_entries(out_dir)
+    write_summary(out_dir, entries)
+    table = score_table(entries, extra_rows=missing)
+    return BatchResult(entries=entries, graded=graded, skipped=skipped, missing=missing,
+                       errors=errors, interrupted=interrupted, table=table,
+                       seconds=time.monotonic() - begin)
+
+
+def _check_task_modules(tasks: Sequence[str]) -> None:
+    from grader.tasks import task_module
+
+    for task in tasks:
+        try:
+            task_module(task)
+        except Exception as exc:
+            raise GraderError(f"grader/tasks/{task}.py does not load: {type(exc).__name__}: "
+                              f"{exc}") from exc
+
+
+def _run_pool(batch: Batch, todo, jobs: int, graded: list[str],
+              errors: list[tuple[str, str]], quiet: bool, emit) -> bool:
+    """Grade ``todo`` on ``jobs`` threads; True when interrupted."""
+    from tqdm import tqdm
+
+    slots: queue.Queue[int] = queue.Queue()
+    for slot in range(jobs):
+        slots.put(slot)
+
+    def grade(index: int, sub: Submission) -> dict[str, Any]:
+        slot = slots.get()
+        try:
+            if batch.stop.is_set():
+                raise Interrupted
+            return SubmissionRun(batch, sub, index, slot).run()
+        finally:
+            slots.put(slot)
+
+    bar = tqdm(total=len(todo), unit="submission", file=sys.stderr, dynamic_ncols=True,
+               disable=quiet or not sys.stderr.isatty())
+    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="lab3-grade")
+    futures = {pool.submit(grade, index, sub): sub for index, sub in todo}
+    interrupted = False
+    try:
+        for future in as_completed(futures):
+            sub = futures[future]
+            try:
+                entry = future.result()
+                graded.append(sub.name)
+                line = f"{sub.name}: {entry['score']:g}/{entry['max_score']:g}"
+                if entry["problems"]:
+                    line += f" ({'; '.join(entry['problems'])[:120]})"
+            except Interrupted:
+                continue
+            except GraderError as exc:
+                errors.append((sub.name, str(exc)))
+                line = f"{sub.name}: NOT GRADED (grader problem): {exc}"
+            except Exception as exc:  # noqa: BLE001 - a grader bug must not sink the batch
+                errors.append((sub.name, f"{type(exc).__name__}: {exc}"))
+                line = f"{sub.name}: NOT GRADED (grader error {type(exc).__name__}: {exc})"
+            bar.update(1)
+            if not quiet:
+                bar.write(line, file=sys.stderr) if not bar.disable else emit(line)
+    except KeyboardInterrupt:
+        interrupted = True
+        batch.stop.set()
+        with batch.lock:
+            running = list(batch.running.values())
+        for proc, identity in running:
+            sandbox.kill_tree(proc, identity)
+        emit("interrupted: finished submissions are kept; run the same command to resume")
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        bar.close()
+    return interrupted

@@ -1,0 +1,235 @@
+"""``lab3``: the instructor's command line (also ``python -m grader``).
+
+Thin on purpose: argparse turns the command line into keyword arguments of
+:func:`grader.batch.grade_batch` and :func:`grader.gradescope.build_autograder_zip`,
+whose keyword defaults are the options' defaults (read from ``__kwdefaults__``,
+so the two never disagree).
+
+Commands::
+
+    lab3 grade SUBMISSION... --out DIR [-j N] [--timeout S] [--task-timeout S] [--memory MB]
+               [--sandbox auto|bwrap|none] [--weights auto|standin|pretrained|PATH] [--force]
+    lab3 gradescope OUT.zip [--weights ...]
+    lab3 points
+
+Exit codes: 0 every submission was graded (whatever the scores; a submission
+that cannot be graded at all gets 0 points with the reason), 1 the grader
+itself failed (no reference records, a grader error on some submission),
+2 usage errors (bad options, no submission found, bubblewrap asked for but
+unusable), 130 interrupted (finished submissions are kept; rerun to resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from grader.weights import parse_weights_spec
+
+
+def parse_jobs(value: str) -> int:
+    """argparse type of ``-j``: a whole number of parallel workers, at least 1."""
+    try:
+        jobs = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"-j {value!r}: expected a whole number >= 1") from None
+    if jobs < 1:
+        raise argparse.ArgumentTypeError(f"-j {value}: expected a whole number >= 1")
+    return jobs
+
+
+def parse_seconds(value: str) -> float:
+    """argparse type of the time limits: a positive number of seconds."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected a number of seconds") from None
+    if not seconds > 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"{value}: expected a positive, finite number of seconds")
+    return seconds
+
+
+def parse_memory(value: str) -> int:
+    """argparse type of ``--memory``: megabytes of address space per child, at least 4096."""
+    try:
+        mb = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--memory {value!r}: expected whole megabytes") from None
+    if mb < 4096:
+        raise argparse.ArgumentTypeError(
+            f"--memory {mb}: at least 4096 MB of address space (importing torch and the "
+            "libraries already maps about 3.6 GB, of which under 1 GB is resident)")
+    return mb
+
+
+def parse_sandbox(value: str) -> str:
+    from grader.sandbox import SANDBOX_MODES
+
+    if value not in SANDBOX_MODES:
+        raise argparse.ArgumentTypeError(
+            f"--sandbox {value!r}: expected one of {', '.join(SANDBOX_MODES)}")
+    return value
+
+
+def parse_task_list(value: str) -> str:
+    """argparse type of ``--tasks``: comma-separated task names of grader/points.py."""
+    from grader.batch import UsageError, parse_tasks
+
+    try:
+        parse_tasks(value)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from grader.batch import grade_batch
+    from grader.gradescope import build_autograder_zip
+
+    defaults = grade_batch.__kwdefaults__
+    parser = argparse.ArgumentParser(
+        prog="lab3", description="Laboratory 3 grading tools for instructors.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    grade = commands.add_parser(
+        "grade", help="grade submissions, each isolated in a sandboxed child process",
+        description="Grade SUBMISSIONs (folders holding a filled-in student_template/, .zip "
+                    "files of one, or the names reference / student_template) into DIR: "
+                    "DIR/NAME/results.json (Gradescope format), DIR/NAME/feedback.html, "
+                    "DIR/summary.csv and DIR/answers.csv.")
+    grade.add_argument("submissions", nargs="+", metavar="SUBMISSION")
+    grade.add_argument("--out", required=True, metavar="DIR",
+                       help="output folder (created; a rerun resumes in it)")
+    group = grade.add_argument_group("isolation and limits")
+    group.add_argument("-j", "--jobs", dest="jobs", type=parse_jobs, metavar="N",
+                       default=defaults["jobs"],
+                       help=f"submissions graded in parallel (default: {defaults['jobs']})")
+    group.add_argument("--timeout", dest="timeout", type=parse_seconds, metavar="SECONDS",
+                       default=defaults["timeout"],
+                       help=f"wall-clock limit per submission (default: {defaults['timeout']:g})")
+    group.add_argument("--task-timeout", dest="task_timeout", type=parse_seconds,
+                       metavar="SECONDS", default=defaults["task_timeout"],
+                       help="wall-clock limit per task; a task over it scores 0 and the others "
+                            f"are still graded (default: {defaults['task_timeout']:g})")
+    group.add_argument("--memory", dest="memory", type=parse_memory, metavar="MB",
+                       default=defaults["memory"],
+                       help="address-space (virtual memory) limit per child process in MB; "
+                            "torch alone maps about 3.6 GB of it "
+                            f"(default: {defaults['memory']})")
+    group.add_argument("--sandbox", dest="sandbox_mode", type=parse_sandbox,
+                       metavar="auto|bwrap|none", default=defaults["sandbox_mode"],
+                       help="bubblewrap isolation: auto uses it when it works here, bwrap "
+                            "requires it, none runs without it (resource limits only) "
+                            f"(default: {defaults['sandbox_mode']})")
+    grade.add_argument("--weights", dest="weights", type=parse_weights_spec, metavar="SPEC",
+                       default=defaults["weights"],
+                       help="ResNet-34 weights: auto, standin, pretrained or a checkpoint path "
+                            f"(default: {defaults['weights']})")
+    grade.add_argument("--device", dest="device", metavar="DEVICE", default=defaults["device"],
+                       help=f"torch device of the probes (default: {defaults['device']})")
+    grade.add_argument("--force", dest="force", action="store_true",
+                       help="regrade submissions that already have results.json "
+                            "(default: skip them, so an interrupted batch resumes)")
+    grade.add_argument("--tasks", dest="tasks", type=parse_task_list, metavar="LIST",
+                       default=defaults["tasks"],
+                       help="grade only these comma-separated tasks, e.g. model,preprocessing "
+                            "(for testing the grader; default: all)")
+    grade.add_argument("-q", "--quiet", dest="quiet", action="store_true",
+                       help="no progress output, only the final table (default: off)")
+    grade.set_defaults(handler=_grade)
+
+    zip_defaults = build_autograder_zip.__kwdefaults__
+    gradescope = commands.add_parser(
+        "gradescope", help="build a Gradescope autograder zip running the same grader",
+        description="Write a Gradescope autograder zip (setup.sh, run_autograder, the grader, "
+                    "the reference's records, no reference code).")
+    gradescope.add_argument("zip_path", metavar="OUT.zip")
+    gradescope.add_argument("--weights", dest="weights", type=parse_weights_spec, metavar="SPEC",
+                            default=zip_defaults["weights"],
+                            help="weights the autograder grades with (default: "
+                                 f"{zip_defaults['weights']})")
+    gradescope.add_argument("--timeout", dest="timeout", type=parse_seconds, metavar="SECONDS",
+                            default=zip_defaults["timeout"],
+                            help="lab3 grade --timeout on Gradescope (default: "
+                                 f"{zip_defaults['timeout']:g})")
+    gradescope.set_defaults(handler=_gradescope)
+
+    points = commands.add_parser("points", help="print the points table as markdown")
+    points.set_defaults(handler=_points)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``lab3`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(list(argv) if argv is not None else None)
+    except SystemExit as exc:  # --help (0) or a usage error (2)
+        return exc.code if isinstance(exc.code, int) else 2
+    return args.handler(args)
+
+
+def _grade(args: argparse.Namespace) -> int:
+    from grader.batch import GraderError, UsageError, grade_batch
+
+    options = {k: v for k, v in vars(args).items() if k not in ("command", "handler")}
+    submissions = options.pop("submissions")
+    try:
+        result = grade_batch(submissions, **options)
+    except UsageError as exc:
+        print(f"lab3 grade: error: {exc}", file=sys.stderr)
+        return 2
+    except GraderError as exc:
+        print(f"lab3 grade: grader problem: {exc}", file=sys.stderr)
+        return 1
+    print(result.table)
+    out = Path(args.out).resolve()
+    print(f"\nfeedback pages: {out}/<submission>/feedback.html; summary: {out / 'summary.csv'}; "
+          f"answers: {out / 'answers.csv'} ({result.seconds:.1f} s)")
+    for name, error in result.errors:
+        print(f"NOT GRADED {name}: {error}", file=sys.stderr)
+    return result.exit_code
+
+
+def _gradescope(args: argparse.Namespace) -> int:
+    from grader.batch import GraderError
+    from grader.gradescope import build_autograder_zip
+    from grader.weights import WeightsError
+
+    try:
+        path = build_autograder_zip(args.zip_path, weights=args.weights, timeout=args.timeout)
+    except WeightsError as exc:
+        print(f"lab3 gradescope: error: {exc}", file=sys.stderr)
+        return 2
+    except GraderError as exc:
+        print(f"lab3 gradescope: grader problem: {exc}", file=sys.stderr)
+        return 1
+    print(f"Gradescope autograder written to {path}")
+    return 0
+
+
+def points_markdown() -> str:
+    """The points table of grader/points.py as a markdown table."""
+    from grader.points import CHECKS, TASKS, TOTAL_POINTS
+
+    lines = ["| Task | Check | Points | What it checks |", "|---|---|---:|---|"]
+    for task in TASKS:
+        checks = [c for c in CHECKS if c.task == task.module]
+        subtotal = sum(c.points for c in checks)
+        lines.append(f"| **{task.title}** (`{task.module}`) | | **{subtotal:g}** | |")
+        for check in checks:
+            hidden = " *(hidden: runs only in `lab3 grade`)*" if check.hidden else ""
+            lines.append(f"| | `{check.name}` | {check.points:g} | {check.description}{hidden} |")
+    lines.append(f"| **Total** | | **{TOTAL_POINTS:g}** | |")
+    return "\n".join(lines)
+
+
+def _points(args: argparse.Namespace) -> int:
+    print(points_markdown())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""``lab3 gradescope OUT.zip``: a Gradescope autograder running the same ``lab3 grade``.
+
+Gradescope's autograder contract: the zip holds ``setup.sh`` (run once, as root,
+when the image is built) and ``run_autograder`` (run per submission) at its
+root; it is unpacked to ``/autograder/source``; the student's files are in
+``/autograder/submission``; the result goes to ``/autograder/results/results.json``.
+
+What the zip holds: the grader (``grader/``, ``fixtures/``, ``student_template/``,
+``pyproject.toml``, ``constraints.txt``) and the reference's records for the
+chosen weights, shipped as plain data in ``grader/reference_records/<weights>/``
+(:func:`grader.reference_records.save_shipped`). The reference solution's code is
+not included: the records are all the checks need. ``setup.sh`` installs the
+project (CPU torch wheels, the exact versions of ``constraints.txt``, so the
+shipped records stay valid) and prepares the weights; ``run_autograder`` runs
+``lab3 grade /autograder/submission`` and copies its results.json, or writes a
+0-point results.json saying what failed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SOURCE_ITEMS = ("grader", "fixtures", "student_template", "pyproject.toml", "constraints.txt",
+                "README.md")
+_SKIP = ("__pycache__", "*.pyc", ".pytest_cache", ".ruff_cache", "submissions")
+
+SETUP_SH = """#!/usr/bin/env bash
+# Gradescope: runs once when the autograder image is built (as root, with network).
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq python3 python3-venv python3-pip graphviz bubblewrap >/dev/null
+python3 -m venv /autograder/venv
+/autograder/venv/bin/pip install -q --upgrade pip
+# CPU wheels of torch, exact versions from constraints.txt (the shipped records need them).
+/autograder/venv/bin/pip install -q \\
+    --index-url https://download.pytorch.org/whl/cpu --extra-index-url https://pypi.org/simple \\
+    -c /autograder/source/constraints.txt -e /autograder/source
+{weights_step}
+# Build matplotlib's font cache once, not in every graded submission.
+/autograder/venv/bin/python -c "import matplotlib.pyplot"
+"""
+
+RUN_AUTOGRADER = """#!/usr/bin/env bash
+# Gradescope: runs once per submission. The grade comes from `lab3 grade` (sandboxed child,
+# checks in this trusted process); this script only copies its results.json.
+set -uo pipefail
+mkdir -p /autograder/results
+rm -rf /autograder/grades
+/autograder/venv/bin/lab3 grade /autograder/submission --out /autograder/grades \\
+    --weights {weights} --timeout {timeout:g} -j 1 --quiet --force
+status=$?
+if [ -f /autograder/grades/submission/results.json ]; then
+    cp /autograder/grades/submission/results.json /autograder/results/results.json
+else
+    cat > /autograder/results/results.json <<EOF
+{{"score": 0, "tests": [],
+ "output": "The autograder could not grade this submission (lab3 grade exit $status); contact the staff."}}
+EOF
+fi
+"""
+
+WEIGHTS_STEPS = {
+    "standin": "# Stand-in weights: deterministic, built offline.\n"
+               "/autograder/venv/bin/python -c \"from grader.weights import standin_weights; "
+               "print(standin_weights().describe())\"",
+    "pretrained": "# torchvision's IMAGENET1K_V1 checkpoint into the torch hub cache.\n"
+                  "/autograder/venv/bin/python -c \"from torchvision.models import resnet34, "
+                  "ResNet34_Weights; resnet34(weights=ResNet34_Weights.IMAGENET1K_V1)\"",
+    "checkpoint": "# The course's checkpoint ships in the zip (weights/).\ntrue",
+}
+
+
+def build_autograder_zip(
+    zip_path: str | os.PathLike[str], *, weights: str = "auto", timeout: float = 600.0
+) -> Path:
+    """Write the autograder zip to ``zip_path`` and return its path.
+
+    Raises:
+        WeightsError: ``weights`` cannot be resolved.
+        GraderError: the reference's records are neither cached nor buildable here.
+    """
+    from grader.batch import GraderError
+    from grader.reference_records import (
+        ReferenceUnavailable,
+        load_reference_records,
+        save_shipped,
+    )
+    from grader.settings import DEFAULT_SETTINGS
+    from grader.weights import activated, resolve_weights
+
+    resolved = resolve_weights(weights)
+    try:
+        with activated(resolved):
+            records = load_reference_records(resolved, DEFAULT_SETTINGS)
+    except ReferenceUnavailable as exc:
+        raise GraderError(f"{exc}; build the zip where reference/ is installed") from exc
+
+    target = Path(zip_path).expanduser().resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="lab3-gradescope-") as tmp:
+        source = Path(tmp) / "source"
+        source.mkdir()
+        for item in SOURCE_ITEMS:
+            path = PROJECT_ROOT / item
+            if path.is_dir():
+                shutil.copytree(path, source / item, ignore=shutil.ignore_patterns(*_SKIP))
+            elif path.is_file():
+                shutil.copy2(path, source / item)
+        shipped = source / "grader" / "reference_records"
+        if shipped.exists():
+            shutil.rmtree(shipped)
+        save_shipped(records, resolved.id, shipped)
+        weights_arg = resolved.kind
+        if resolved.kind == "checkpoint":
+            (source / "weights").mkdir()
+            shutil.copy2(resolved.path, source / "weights" / resolved.path.name)
+            weights_arg = f"/autograder/source/weights/{resolved.path.name}"
+        files = {
+            "setup.sh": SETUP_SH.replace("{weights_step}", WEIGHTS_STEPS[resolved.kind]),
+            "run_autograder": RUN_AUTOGRADER.format(weights=weights_arg, timeout=timeout),
+        }
+        partial = target.with_name(f".{target.name}.tmp")
+        with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
+            for name, text in files.items():
+                info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+                info.external_attr = 0o100755 << 16  # executable scripts
+                info.compress_type = zipfile.ZIP_DEFLATED
+                archive.writestr(info, text)
+            for path in sorted(source.rglob("*")):
+                if path.is_file():
+                    archive.write(path, path.relative_to(source).as_posix())
+        os.replace(partial, target)
+    return target
