@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -239,6 +240,12 @@ def device(pytestconfig: pytest.Config) -> str:
 def trusted_model(resolved_weights: ResolvedWeights):
     """A torchvision ResNet-34 with the resolved weights, in eval mode. Do not modify it."""
     return resolved_weights.build_model()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(_SESSION, None)
+    if session is not None:
+        shutil.rmtree(session._scratch, ignore_errors=True)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
