@@ -8,6 +8,7 @@ kept in ``config.stash``.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -37,6 +38,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--impl",
         dest="lab3_impl",
         metavar="PATH",
+        type=parse_impl_spec,
         default=None,
         help="implementation to grade: a package folder or a .zip (default: reference)",
     )
@@ -61,6 +63,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="FILE",
         default=None,
         help="write Gradescope's results.json to FILE (default: not written)",
+    )
+
+
+def parse_impl_spec(value: str) -> str:
+    """``--impl`` type: ``reference``, ``student_template``, or an existing folder / .zip."""
+    from grader.implementation import BUILTIN_PACKAGES
+
+    if value in BUILTIN_PACKAGES or Path(value).expanduser().exists():
+        return value
+    raise argparse.ArgumentTypeError(
+        f"--impl {value!r}: no such folder or .zip; pass your filled-in copy of "
+        "student_template/ (a folder or a .zip of it), or reference / student_template"
     )
 
 
