@@ -10,6 +10,7 @@ Commands::
     lab3 grade SUBMISSION... --out DIR [-j N] [--timeout S] [--task-timeout S] [--memory MB]
                [--sandbox auto|bwrap|none] [--weights auto|standin|pretrained|PATH] [--force]
     lab3 gradescope OUT.zip [--weights ...]
+    lab3 release OUT_DIR [--weights ...] [--force]
     lab3 points
 
 Exit codes: 0 every submission was graded (whatever the scores; a submission
@@ -156,6 +157,21 @@ def build_parser() -> argparse.ArgumentParser:
                                  f"{zip_defaults['timeout']:g})")
     gradescope.set_defaults(handler=_gradescope)
 
+    release = commands.add_parser(
+        "release", help="write the student distribution (no reference code, no hidden checks)",
+        description="Write the student release to OUT_DIR: student_template/, the grader without "
+                    "hidden checks, tests/lab/, the photos, a student README and Makefile, and "
+                    "the reference's records as plain data (stand-in weights, plus --weights "
+                    "when it resolves to other weights). Needs reference/ or its cached records.")
+    release.add_argument("out_dir", metavar="OUT_DIR")
+    release.add_argument("--weights", dest="weights", type=parse_weights_spec, metavar="SPEC",
+                         default="auto",
+                         help="also ship records for these weights when they are not the "
+                              "stand-in (default: auto, i.e. the real weights if present)")
+    release.add_argument("--force", dest="force", action="store_true",
+                         help="replace OUT_DIR when it is not empty")
+    release.set_defaults(handler=_release)
+
     points = commands.add_parser("points", help="print the points table as markdown")
     points.set_defaults(handler=_points)
     return parser
@@ -207,6 +223,29 @@ def _gradescope(args: argparse.Namespace) -> int:
         print(f"lab3 gradescope: grader problem: {exc}", file=sys.stderr)
         return 1
     print(f"Gradescope autograder written to {path}")
+    return 0
+
+
+def _release(args: argparse.Namespace) -> int:
+    try:
+        from grader.release import ReleaseError, build_release
+    except ImportError:
+        print("lab3 release: error: run it in the instructor's repository (a student release "
+              "cannot make another)", file=sys.stderr)
+        return 2
+    from grader.weights import WeightsError
+
+    try:
+        path, records = build_release(args.out_dir, weights=args.weights, force=args.force)
+    except WeightsError as exc:
+        print(f"lab3 release: error: {exc}", file=sys.stderr)
+        return 2
+    except ReleaseError as exc:
+        print(f"lab3 release: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"student release written to {path}")
+    for line in records:
+        print(f"  {line}")
     return 0
 
 

@@ -27,6 +27,14 @@ _LAB_TESTS = _REPO / "tests" / "lab"
 DEFAULT_IMPL = "reference"
 
 
+def default_impl() -> str:
+    """What ``pytest`` grades without ``--impl``: the reference where it is installed (CI),
+    else the student's ``student_template`` (a student release has no reference)."""
+    import importlib.util
+
+    return DEFAULT_IMPL if importlib.util.find_spec(DEFAULT_IMPL) else "student_template"
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # No window may open under test: a student's plt.show() would block the run.
     os.environ.setdefault("MPLBACKEND", "Agg")
@@ -83,7 +91,7 @@ class LabSession:
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        self.impl_spec = config.getoption("lab3_impl") or DEFAULT_IMPL
+        self.impl_spec = config.getoption("lab3_impl") or default_impl()
         self.weights_spec = config.getoption("lab3_weights")
         self.device = config.getoption("lab3_device")
         self._weights: ResolvedWeights | None = None
@@ -263,7 +271,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    impl = config.getoption("lab3_impl") or DEFAULT_IMPL
+    impl = config.getoption("lab3_impl") or default_impl()
     return [f"lab3: grading --impl {impl} (weights: --weights {config.getoption('lab3_weights')})"]
 
 
@@ -279,6 +287,14 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     for note in report.notes:
         tr.write_line(note)
     tr.write_line(report.table())
+    from grader.points import RELEASE_HIDDEN_POINTS, TOTAL_POINTS
+
+    if RELEASE_HIDDEN_POINTS:
+        tr.write_line(
+            f"This table shows the {TOTAL_POINTS - RELEASE_HIDDEN_POINTS:g} points you can check "
+            f"here; further checks worth {RELEASE_HIDDEN_POINTS:g} points run when your "
+            "submission is graded."
+        )
     results = config.getoption("lab3_results")
     if results:
         Path(results).write_text(json.dumps(report.to_gradescope(), indent=2))

@@ -43,12 +43,22 @@ class ReferenceRecords:
 
     def describe(self) -> str:
         """One line: which records the grade is compared with."""
+        from grader.grading import library_versions
+
         m = self.meta
-        return (
-            f"reference records: {m.get('weights_id')} (torch {m.get('versions', {}).get('torch')}, "
-            f"captum {m.get('versions', {}).get('captum')}), built {m.get('created', '?')}, "
+        versions = m.get("versions", {})
+        line = (
+            f"reference records: {m.get('weights_id')} (torch {versions.get('torch')}, "
+            f"captum {versions.get('captum')}), built {m.get('created', '?')}, "
             f"from {self.source}"
         )
+        if self.source == "shipped":
+            differ = sorted(k for k, v in library_versions().items()
+                            if k != "python" and k in versions and versions[k] != v)
+            if differ:
+                line += (f"; your {', '.join(differ)} differ(s) from the records' (they still "
+                         "apply: the checks' tolerances absorb library differences)")
+        return line
 
 
 def probe_code_hash() -> str:
