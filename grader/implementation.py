@@ -1,8 +1,10 @@
-"""Locate and import an implementation under test: a package folder or a .zip.
+"""Locate and import an implementation under test: a package folder, a .zip or a notebook.
 
 ``reference`` and ``student_template`` name the installed packages; any other
 value is a path. A folder holds the task modules (``model.py``, ...) at its top
-or inside a ``student_template/`` folder. A zip is extracted (safely) first.
+or inside a ``student_template/`` folder. A zip is extracted (safely) first. A
+``.ipynb`` is turned into such a folder by parsing its code cells, never running
+them (:mod:`grader.notebook`).
 Each implementation is imported as its own synthetic package, so relative
 imports (``from .preprocessing import preprocess_image``) work and several
 implementations can live in one process.
@@ -42,6 +44,10 @@ class Implementation:
         self.root = root
         self.package = package
         self._modules: dict[str, ModuleType] = {}
+        # What the grader could not use of the submission (a notebook's skipped cells...),
+        # one line each, for the score table and the feedback.
+        self.notes: list[str] = []
+        self.notebook = False  # built from a .ipynb by grader.notebook
         self._errors: dict[str, str] = {}
 
     def __repr__(self) -> str:
@@ -74,6 +80,9 @@ class Implementation:
             where = f" ({Path(frames[-1].filename).name}, line {frames[-1].lineno})" if frames else ""
             if isinstance(exc, SyntaxError):
                 where = f" ({Path(exc.filename or path).name}, line {exc.lineno})"
+            if self.notebook and frames and Path(frames[-1].filename).resolve() == path.resolve():
+                # The student never saw the generated module: point at their cell.
+                where = f" (notebook {_notebook_cell(path, frames[-1].lineno)})"
             self._errors[name] = (
                 f"importing {name}.py failed{where}: {type(exc).__name__}: {exc}"
             )[:2000]
@@ -93,12 +102,13 @@ def load_implementation(spec: str | Path, *, extract_to: Path | None = None) -> 
     """Resolve ``spec`` to an :class:`Implementation`.
 
     Args:
-        spec: ``"reference"``, ``"student_template"``, a folder or a ``.zip``.
-        extract_to: where to extract a zip (default: a folder under the system temp).
+        spec: ``"reference"``, ``"student_template"``, a folder, a ``.zip`` or a ``.ipynb``.
+        extract_to: where to extract a zip or build a notebook's package (default: a
+            folder under the system temp).
 
     Raises:
         ImplementationError: the path does not exist, holds no task modules, or
-            the zip is invalid or unsafe.
+            the zip is invalid or unsafe, or the notebook is not nbformat-4 JSON.
     """
     text = str(spec)
     path = Path(text).expanduser()
@@ -111,8 +121,8 @@ def load_implementation(spec: str | Path, *, extract_to: Path | None = None) -> 
             f"{text}: no such folder or zip; pass a folder holding model.py, "
             "preprocessing.py, ... (a filled-in copy of student_template/) or a .zip of one"
         )
-    if path.suffix == ".ipynb":
-        raise ImplementationError(f"{text}: notebook submissions are not supported yet")
+    if path.suffix.lower() == ".ipynb":
+        return _load_notebook(path, extract_to)
     name = path.stem if path.is_file() else path.resolve().name
     if path.is_file():
         if path.suffix.lower() != ".zip":
@@ -124,6 +134,36 @@ def load_implementation(spec: str | Path, *, extract_to: Path | None = None) -> 
     if package not in sys.modules:
         _register_package(package, root)
     return Implementation(name, root, package)
+
+
+def _load_notebook(path: Path, extract_to: Path | None) -> Implementation:
+    """A notebook: its definitions written as a package folder (nothing run here), see
+    :mod:`grader.notebook`; the notes say which cells were not used and why."""
+    import tempfile
+
+    from grader.notebook import write_package
+
+    if not path.is_file():
+        raise ImplementationError(f"{path}: expected a notebook file, got a folder")
+    target = extract_to or Path(tempfile.mkdtemp(prefix=f"lab3-{path.stem}-"))
+    notes = write_package(path, target)
+    root = target.resolve()
+    package = f"lab3_impl_{hashlib.sha256(str(root).encode()).hexdigest()[:12]}"
+    if package not in sys.modules:
+        _register_package(package, root)
+    impl = Implementation(path.stem, root, package)
+    impl.notes = notes
+    impl.notebook = True
+    return impl
+
+
+def _notebook_cell(path: Path, lineno: int | None) -> str:
+    """"cell N": the ``# notebook cell N`` marker above ``lineno`` of a generated module."""
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()[: lineno or 0]
+    for line in reversed(lines):
+        if line.startswith("# notebook cell "):
+            return line[2:].removeprefix("notebook ")
+    return f"line {lineno}"
 
 
 def _has_modules(folder: Path) -> bool:

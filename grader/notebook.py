@@ -1,0 +1,737 @@
+"""Notebook submissions: generate the lab's notebooks, and build an implementation from one.
+
+Students are taught the lab as a Jupyter notebook. Two directions, one source of truth:
+
+``write_notebook`` (``lab3 notebook``)
+    The student notebook is generated from ``student_template/``: per task a short
+    markdown introduction (the handout's text), a code cell holding that task's module
+    source (relative imports removed: a notebook is one namespace) and a small demo
+    cell; one heading cell plus one empty answer cell per conceptual question (the
+    ``## `` headings of ``student_template/answers.md``). The reference notebook is the
+    same built from ``reference/`` (answers from ``reference/answers.md``), executed
+    with nbclient under the resolved weights, so it shows its figures.
+
+``build_package`` (used by ``load_implementation("x.ipynb")``)
+    Builds a package folder from a notebook WITHOUT running it: every code cell is
+    parsed with :mod:`ast` (IPython magics and shell lines removed first; a cell that
+    still does not parse is skipped and noted). Kept: the definitions the grader
+    needs, i.e. the names each task module of the template defines (``load_model``,
+    ``transform``, ...) and, transitively, every top-level name those definitions use
+    (functions, classes, constants, imports). Everything else is dropped: top-level
+    calls, plots, downloads, loops, ``with`` blocks, and assignments nothing graded
+    uses (``img = Image.open(requests.get(url).raw)``, ``model = load_model()``).
+    The last definition of a name wins, as when the notebook runs top to bottom.
+    Kept statements are emitted imports first, then in dependency order (cell order
+    otherwise), so reordered cells still work. Each task module file holds only what
+    its own names need, so a broken constant costs the tasks that use it, as in a
+    package. ``answers.md`` is assembled from the markdown cells: an answer is the
+    text under a question's ``## `` heading, in its cell and in the markdown cells
+    after it, up to the next markdown heading (level 1 or 2); code cells in between
+    do not end it.
+
+Parsing is all the grader does with the notebook in its own process: nothing in it
+is executed here; the generated modules are imported like any package submission
+(inside the sandbox in ``lab3 grade``).
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import re
+import symtable
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from grader.points import TASKS
+from grader.probing import ImplementationError
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE_DIR = ROOT / "student_template"
+REFERENCE_DIR = ROOT / "reference"
+TASK_MODULES = tuple(t.module for t in TASKS if t.module != "answers")
+MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024
+# Cell magics whose body is still Python (the magic line is dropped, the body parsed).
+_PYTHON_CELL_MAGICS = frozenset({"time", "timeit", "capture", "prun", "debug"})
+_HEADING = re.compile(r"^(#{1,2})(?!#)\s*(.*?)\s*#*\s*$")
+_SUBMISSION_MARK = "lab3-notebook"
+
+# --------------------------------------------------------------------------- course text
+
+INTRO = """\
+# Laboratory 3: model interpretability, filters and features visualization
+
+In this laboratory you look inside the "black box" of a deep network: a ResNet-34
+pretrained on ImageNet. You load it, prepare images the way it was trained on, classify
+them, draw its graph, visualise what its convolution filters respond to, and explain its
+predictions with [Captum](https://captum.ai)'s attribution algorithms.
+
+**How this notebook is graded.** Write your code in the code cell of each task, in the
+functions marked `TODO` (keep their names and signatures). The grader reads the
+*definitions* from your code cells (functions, classes, imports, constants such as
+`transform`); it does **not** run the notebook top to bottom, so your own experiments,
+downloads, plots and training loops are never run by it. If you define a function twice,
+the last definition counts, as when you run the notebook top to bottom. Write your answers
+to the conceptual questions in the cells under their `## Task ...` headings (keep the
+headings). Check yourself with `pytest --impl lab3.ipynb` (your notebook's file name).
+"""
+
+TASK_TEXT: dict[str, str] = {
+    "model": """\
+# Task 1: pretrained ResNet-34 and labels
+
+A pretrained model has already learned visual features from ImageNet: 1000 classes and
+over a million training images. The model outputs a class *index* (e.g. 159); the labels map
+it to a name (e.g. "Rhodesian ridgeback").
+
+**Task 1.** Following torchvision's *Models and pre-trained weights* documentation, load
+ResNet-34 with the `IMAGENET1K_V1` weights and set it to evaluation mode (`load_model`).
+Return the 1000 ImageNet labels as `dict[int, str]` (`load_labels`).
+""",
+    "preprocessing": """\
+# Task 2: ImageNet preprocessing
+
+A model expects its input in the format it was trained with. Using `transforms.Compose`,
+write the ImageNet preprocessing pipeline `transform`, in this order:
+
+1. `Resize` to 256,
+2. `CenterCrop` to 224,
+3. `ToTensor`,
+4. `Normalize` with mean `[0.485, 0.456, 0.406]` and std `[0.229, 0.224, 0.225]`.
+""",
+    "inference": """\
+# Task 3: inference
+
+Write the inference pipeline: preprocess the image, run the model without gradients,
+and turn the logits into `(label, index, score)` with `postprocess`. Test it on different
+images. `predict_batch` classifies several images in one forward pass.
+""",
+    "graph": """\
+# Task 4: the model graph
+
+Draw the model's autograd graph with torchviz (`make_dot(model(dummy_input),
+params=dict(model.named_parameters()))`, rendered to PNG) and inspect it: the names of
+the convolution layers (`conv1`, `layer2.0.conv1`, ...) are used in the next task.
+""",
+    "filters": """\
+# Task 5: visualising convolution filters
+
+Each convolution filter detects a pattern. Activation maximisation finds an image that
+makes one filter respond as strongly as possible: start from noise and follow the
+gradient of the filter's mean activation (a forward hook captures the layer's output).
+
+**Task 5.** Visualise three filters each of an early, a middle and a late layer (for
+example `conv1`, `layer2.0.conv1`, `layer4.2.conv2`) in one 3x3 grid, with the filter
+number in each subplot's title, and answer below:
+
+1. Describe the evolution of the patterns from the early, to the middle, and to the late
+   layers. How does the complexity change?
+2. Do the three filters of one layer detect the same pattern? Why is it crucial for a
+   network to have filters that specialise in different patterns within one layer?
+3. Explain how this hierarchy of features, from simple lines to object parts, lets one
+   model like ResNet-34 classify 1000 different categories.
+""",
+    "integrated_gradients": """\
+# Task 6: Integrated Gradients
+
+Attribution assigns each input pixel an importance for the model's decision. Integrated
+Gradients integrates the gradient along the straight path from a baseline (black image)
+to the input; its attributions add up to F(input) - F(baseline).
+
+**Task 6.** Following Captum's tutorial, compute Integrated Gradients for the pretrained
+ResNet-34 on a preprocessed image.
+""",
+    "attribution_viz": """\
+# Task 7: visualising attributions
+
+**Task 7.** Using `captum.attr.visualization.visualize_image_attr`, draw the attributions
+with every visualisation method and every sign, and compare them. Consider what positive
+and negative values mean, and how to read absolute values.
+""",
+    "noise_tunnel": """\
+# Task 8: NoiseTunnel
+
+**Task 8.** Wrap Integrated Gradients in Captum's `NoiseTunnel` (SmoothGrad and its
+variants: attributions averaged over noisy copies of the input) and examine how it changes
+the attributions and their visualisation.
+""",
+    "comparison": """\
+# Task 9: comparing attribution algorithms
+
+**Task 9.** Compute the attributions of at least five Captum algorithms (for example
+Saliency, Integrated Gradients, GradientShap, Occlusion, GuidedGradCam) for the same image
+and target, and show them side by side.
+""",
+}
+
+SETUP_CELL = """\
+%matplotlib inline
+# Demo settings: small, so the demo cells run in seconds on a laptop CPU. The handout's
+# full settings: 224-pixel images, 50 filter iterations, n_steps=50, nt_samples=10.
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+IMAGE_PATH = "grace_hopper.jpg"  # any photo of yours
+DEMO_SIZE = 64
+"""
+
+DEMO_CELLS: dict[str, str] = {
+    "model": (
+        "model = load_model()\nlabels = load_labels()\n"
+        "print(type(model).__name__, len(labels), labels[0])\n"
+    ),
+    "preprocessing": "x = preprocess_image(IMAGE_PATH)\nprint(x.shape, float(x.mean()))\n",
+    "inference": (
+        "label, target, score = predict(model, IMAGE_PATH, labels)\n"
+        "print(f\"Predicted class: '{label}' ({target}) with confidence {score:.2f}\")\n"
+    ),
+    "graph": (
+        "names = conv_layer_names(model)\nprint(len(names), names[:4])\n"
+        "print(render_model_graph(model, 'resnet34_torchvision_graph', image_size=DEMO_SIZE))\n"
+    ),
+    "filters": "plot_filter_grid(model, iterations=3, image_size=DEMO_SIZE)\n",
+    "integrated_gradients": (
+        "x_small = F.interpolate(x, size=(DEMO_SIZE, DEMO_SIZE), mode='bilinear', antialias=True)\n"
+        "mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)\n"
+        "std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)\n"
+        "image01 = (x_small * std + mean).clamp(0, 1)\n"
+        "attributions, delta = integrated_gradients(model, x_small, target, n_steps=8)\n"
+        "print(attributions.shape, float(delta[0]))\n"
+    ),
+    "attribution_viz": "visualize_attribution_grid(attributions, image01)\n",
+    "noise_tunnel": (
+        "smoothed = noise_tunnel(model, x_small, target, nt_samples=2, n_steps=4)\n"
+        "print(smoothed.shape, float(smoothed.abs().sum()))\n"
+    ),
+    "comparison": (
+        "results = compare_attributions(model, x_small, target, n_steps=4)\n"
+        "plot_comparison(results, image01)\n"
+    ),
+}
+
+
+# --------------------------------------------------------------------------- generating
+
+
+def module_cell_source(path: Path) -> str:
+    """A task module's source as one notebook cell: its relative imports and
+    ``from __future__`` removed (the notebook is one namespace)."""
+    source = path.read_text(encoding="utf-8")
+    tree = ast.parse(source)
+    lines = source.splitlines()
+    drop: set[int] = set()
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and (node.level > 0 or node.module == "__future__"):
+            drop.update(range(node.lineno - 1, node.end_lineno))
+    kept = [line for i, line in enumerate(lines) if i not in drop]
+    return re.sub(r"\n{3,}", "\n\n\n", "\n".join(kept)).strip() + "\n"
+
+
+def _answer_sections(text: str) -> dict[str, str]:
+    """``{## heading: body}`` of an answers.md."""
+    sections: dict[str, list[str]] = {}
+    current = None
+    for line in text.splitlines():
+        match = _HEADING.match(line)
+        if match and len(match.group(1)) == 2:
+            current = match.group(2)
+            sections[current] = []
+        elif match:
+            current = None
+        elif current is not None:
+            sections[current].append(line)
+    return {k: "\n".join(v).strip() for k, v in sections.items()}
+
+
+def question_headings() -> list[str]:
+    """The conceptual questions' ``## `` headings, from the template's answers.md."""
+    from grader.tasks.answers import template_headings
+
+    return template_headings()
+
+
+def _task_number(module: str) -> int:
+    return next(t.number for t in TASKS if t.module == module)
+
+
+def build_notebook(package: Path, *, answers: dict[str, str] | None = None):
+    """The lab notebook built from ``package`` (``student_template/`` or ``reference/``)."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+    cells = [new_markdown_cell(INTRO), new_code_cell(SETUP_CELL)]
+    common = package / "_common.py"
+    if common.is_file():  # the reference's private helpers, used by several tasks
+        cells.append(new_markdown_cell("Helpers shared by several tasks."))
+        cells.append(new_code_cell(module_cell_source(common)))
+    questions = question_headings()
+    for module in TASK_MODULES:
+        cells.append(new_markdown_cell(TASK_TEXT[module]))
+        cells.append(new_code_cell(module_cell_source(package / f"{module}.py")))
+        cells.append(new_code_cell(DEMO_CELLS[module]))
+        number = _task_number(module)
+        for heading in questions:
+            # "Task 5.1: ..." and "Task 7: ..." go after their task.
+            if re.match(rf"Task {number}(\D|$)", heading):
+                cells.append(new_markdown_cell(f"## {heading}"))
+                cells.append(new_markdown_cell((answers or {}).get(heading, "")))
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    nb.metadata[_SUBMISSION_MARK] = {"generated_from": package.name}
+    nbformat.validate(nb)
+    return nb
+
+
+def execute_notebook(nb, *, cwd: Path, timeout: int = 600) -> None:
+    """Run ``nb`` in a fresh ipykernel (nbclient), outputs stored in ``nb``; the kernel
+    inherits this process's environment, so activated weights (TORCH_HOME) apply."""
+    from nbclient import NotebookClient
+
+    NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                   resources={"metadata": {"path": str(cwd)}}).execute()
+
+
+def write_notebook(out: Path, *, reference: bool = False, execute: bool = False,
+                   weights: str | None = None) -> Path:
+    """Write the student (or reference) notebook to ``out``; execute it when asked."""
+    import nbformat
+
+    package = REFERENCE_DIR if reference else TEMPLATE_DIR
+    answers = None
+    if reference and (package / "answers.md").is_file():
+        answers = _answer_sections((package / "answers.md").read_text(encoding="utf-8"))
+    nb = build_notebook(package, answers=answers)
+    if execute:
+        from grader.inputs import probe_photo
+        from grader.weights import activated, resolve_weights
+
+        with activated(resolve_weights(weights)), tempfile.TemporaryDirectory() as tmp:
+            work = Path(tmp)
+            photo = probe_photo()
+            (work / "grace_hopper.jpg").write_bytes(photo.read_bytes())
+            execute_notebook(nb, cwd=work)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(out))
+    return out
+
+
+def notebook_main(*, student: Path, reference: Path | None, execute: bool = True,
+                  weights: str | None = None) -> int:
+    """``lab3 notebook``: write the student notebook, and the reference one when asked
+    (executed under ``weights``, default auto, unless ``execute`` is False).
+
+    Returns the exit code: 0 written, 2 usage problem (no reference/ here, nbclient or
+    ipykernel missing), 1 the reference notebook failed while executing.
+    """
+    if reference is not None and not (REFERENCE_DIR / "model.py").is_file():
+        print("lab3 notebook: error: --reference needs reference/ (the instructor's repository)",
+              file=sys.stderr)
+        return 2
+    path = write_notebook(Path(student))
+    print(f"wrote {path} (student notebook, from student_template/)")
+    if reference is None:
+        return 0
+    from grader.weights import WeightsError
+
+    try:
+        path = write_notebook(Path(reference), reference=True, execute=execute, weights=weights)
+    except WeightsError as exc:
+        print(f"lab3 notebook: error: {exc}", file=sys.stderr)
+        return 2
+    except ImportError as exc:
+        print(f"lab3 notebook: error: executing needs nbclient and ipykernel ({exc}); "
+              "pip install 'lab3[notebook]', or pass --no-execute", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - a failing cell or a kernel that cannot start
+        print(f"lab3 notebook: the reference notebook failed to execute: "
+              f"{type(exc).__name__}: {str(exc)[-2000:]}\n(--no-execute writes it without outputs)",
+              file=sys.stderr)
+        return 1
+    print(f"wrote {path} (reference notebook, from reference/{', executed' if execute else ''})")
+    return 0
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass
+class _Unit:
+    """One top-level statement of a code cell that may be kept."""
+
+    cell: int
+    order: int
+    node: ast.stmt
+    kind: str  # "import" | "def" | "assign"
+    binds: set[str]
+    loads_now: set[str]  # names evaluated when the statement runs
+    loads_later: set[str]  # names a function or method body looks up when called
+
+
+@dataclass
+class NotebookBuild:
+    """What :func:`build_package` made of a notebook."""
+
+    modules: dict[str, str]
+    answers: str
+    notes: list[str] = field(default_factory=list)
+
+
+def read_notebook(path: Path) -> list[dict]:
+    """The cells of an nbformat-4 notebook (``cell_type``, ``source`` as one string).
+
+    Raises:
+        ImplementationError: not JSON, not a notebook, or not nbformat 4.
+    """
+    name = path.name
+    if path.stat().st_size > MAX_NOTEBOOK_BYTES:
+        raise ImplementationError(f"{name}: over {MAX_NOTEBOOK_BYTES // 2**20} MB; clear the "
+                                  "outputs (Cell > All Output > Clear) and submit it again")
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ImplementationError(f"{name} is not a notebook: not UTF-8 text ({exc.reason})") from None
+    except json.JSONDecodeError as exc:
+        raise ImplementationError(
+            f"{name} is not a valid notebook: not valid JSON (line {exc.lineno}, column "
+            f"{exc.colno}: {exc.msg}); was it saved completely? Download it again from Jupyter "
+            "(File > Download) and submit that file") from None
+    if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
+        raise ImplementationError(f"{name} is not a Jupyter notebook (no list of cells)")
+    if data.get("nbformat") != 4:
+        raise ImplementationError(
+            f"{name} is nbformat {data.get('nbformat')!r}; the grader reads nbformat 4 "
+            "(save it with Jupyter 4 or newer, or convert it with `jupyter nbconvert --to "
+            "notebook`)")
+    cells = []
+    for cell in data["cells"]:
+        if not isinstance(cell, dict):
+            continue
+        source = cell.get("source", "")
+        if isinstance(source, list):
+            source = "".join(s for s in source if isinstance(s, str))
+        if not isinstance(source, str):
+            source = ""
+        cells.append({"cell_type": str(cell.get("cell_type", "")), "source": source})
+    return cells
+
+
+def interface_names() -> dict[str, set[str]]:
+    """The names each task module of the template binds at its top: what probes may use."""
+    names = {}
+    for module in TASK_MODULES:
+        tree = ast.parse((TEMPLATE_DIR / f"{module}.py").read_text(encoding="utf-8"))
+        found: set[str] = set()
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                found.add(node.name)
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                found.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+        names[module] = found
+    return names
+
+
+def _strip_magics(source: str) -> tuple[str | None, bool, str | None]:
+    """(python source or None, whether magics were removed, why the cell is not Python)."""
+    lines = source.splitlines()
+    stripped = False
+    first = next((line.strip() for line in lines if line.strip()), "")
+    if first.startswith("%%"):
+        magic = first[2:].split()[0] if first[2:].split() else ""
+        if magic not in _PYTHON_CELL_MAGICS:
+            return None, True, f"a %%{magic} cell (not Python)"
+    out = []
+    for line in lines:
+        body = line.lstrip()
+        if body.startswith(("%", "!")):
+            out.append(line[: len(line) - len(body)] + "pass")
+            stripped = True
+        else:
+            out.append(line)
+    return "\n".join(out), stripped, None
+
+
+def _analyse(node: ast.stmt) -> tuple[set[str], set[str], set[str]]:
+    """(bound names, names loaded when it runs, names loaded by bodies when called)."""
+    if isinstance(node, ast.AnnAssign):  # annotations are not evaluated (future import)
+        node = ast.Assign(targets=[node.target], value=node.value, lineno=node.lineno)
+    table = symtable.symtable(ast.unparse(node), "<cell>", "exec")
+    binds = {s.get_name() for s in table.get_symbols()
+             if s.is_assigned() or s.is_imported() or s.is_namespace()}
+    now = {s.get_name() for s in table.get_symbols() if s.is_referenced()}
+    later: set[str] = set()
+    stack = list(table.get_children())
+    while stack:
+        child = stack.pop()
+        later.update(s.get_name() for s in child.get_symbols() if s.is_global() and s.is_referenced())
+        stack.extend(child.get_children())
+    return binds, now, later
+
+
+def _is_stub(node: ast.stmt) -> bool:
+    """A function whose body (after its docstring and comments) only raises NotImplementedError."""
+    if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return False
+    body = [s for s in node.body
+            if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+    if len(body) != 1 or not isinstance(body[0], ast.Raise) or body[0].exc is None:
+        return False
+    exc = body[0].exc.func if isinstance(body[0].exc, ast.Call) else body[0].exc
+    return isinstance(exc, ast.Name) and exc.id == "NotImplementedError"
+
+
+def _kind(node: ast.stmt) -> str | None:
+    """What a top-level statement is: a definition we may keep, or None (work; dropped)."""
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        return "import"
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return "def"
+    if isinstance(node, (ast.Assign, ast.AugAssign)) or (
+        isinstance(node, ast.AnnAssign) and node.value is not None
+    ):
+        return "assign"
+    if isinstance(node, (ast.If, ast.Try)):
+        # `try: import x / except ImportError: ...` style guards: kept when they only define.
+        inner = [s for s in ast.walk(node) if isinstance(s, ast.stmt) and s is not node]
+        if all(_kind(s) in ("import", "def", "assign") or isinstance(s, ast.Pass)
+               or (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))
+               or _inside_def(s, node) for s in inner):
+            return "assign"
+    return None
+
+
+def _inside_def(stmt: ast.stmt, root: ast.stmt) -> bool:
+    for node in ast.walk(root):
+        if (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                and node is not stmt and any(s is stmt for s in ast.walk(node))):
+            return True
+    return False
+
+
+def _first_line(source: str) -> str:
+    line = next((x.strip() for x in source.splitlines() if x.strip()), "")
+    return line if len(line) <= 50 else line[:47] + "..."
+
+
+def _cells_text(cells: list[int]) -> str:
+    cells = sorted(set(cells))
+    shown = ", ".join(str(c) for c in cells[:10]) + (", ..." if len(cells) > 10 else "")
+    return f"cell{'s' if len(cells) > 1 else ''} {shown}"
+
+
+def build_package(path: Path) -> NotebookBuild:
+    """Read the notebook at ``path`` into task module sources, answers.md and notes.
+
+    Cells are numbered from 1 over all cells (markdown included), as Jupyter lists them.
+
+    Raises:
+        ImplementationError: not a valid nbformat-4 notebook, or no code cell at all.
+    """
+    cells = read_notebook(path)
+    notes: list[str] = []
+    units: list[_Unit] = []
+    magic_cells, syntax_notes, work_cells, not_python = [], [], [], []
+    work_count = 0
+    for number, cell in enumerate(cells, start=1):
+        if cell["cell_type"] != "code" or not cell["source"].strip():
+            continue
+        source, had_magics, not_py = _strip_magics(cell["source"])
+        if had_magics:
+            magic_cells.append(number)
+        if source is None:
+            not_python.append(f"cell {number} is {not_py}; skipped")
+            continue
+        try:
+            tree = ast.parse(source)
+        except SyntaxError as exc:
+            syntax_notes.append(
+                f"cell {number} (`{_first_line(cell['source'])}`) has a syntax error at line "
+                f"{exc.lineno}: {exc.msg}; nothing in it was used (fix it, or delete the cell)")
+            continue
+        except (ValueError, RecursionError, MemoryError) as exc:  # null bytes, absurd nesting
+            syntax_notes.append(f"cell {number} cannot be parsed ({type(exc).__name__}); "
+                                "nothing in it was used")
+            continue
+        for node in tree.body:
+            kind = _kind(node)
+            if isinstance(node, ast.ImportFrom) and (node.level > 0 or node.module == "__future__"):
+                continue  # the template's `from .preprocessing import ...`: one namespace here
+            if kind is None:
+                if not (isinstance(node, (ast.Expr, ast.Pass))
+                        and (isinstance(node, ast.Pass) or isinstance(node.value, ast.Constant))):
+                    work_count += 1
+                    work_cells.append(number)
+                continue
+            try:
+                binds, now, later = _analyse(node)
+            except (SyntaxError, ValueError, RecursionError, MemoryError):
+                # symtable rejects a few things ast accepts (e.g. nonlocal at the top)
+                syntax_notes.append(f"cell {number}: a statement at line {node.lineno} cannot be used")
+                continue
+            units.append(_Unit(number, len(units), node, kind, binds, now, later))
+    if not any(c["cell_type"] == "code" and c["source"].strip() for c in cells):
+        raise ImplementationError(f"{path.name}: the notebook has no code cells; write your "
+                                  "code in the task cells of the lab's notebook")
+
+    definers: dict[str, list[_Unit]] = {}
+    for unit in units:
+        for name in unit.binds:
+            definers.setdefault(name, []).append(unit)
+    interface = interface_names()
+    graded = set().union(*interface.values())
+
+    modules = {}
+    used_units: set[int] = set()
+    for module in TASK_MODULES:
+        keep = _reachable(interface[module], definers)
+        used_units.update(u.order for u in keep)
+        modules[module] = _module_source(path.name, keep, definers, notes)
+
+    # Statements that compute something (a call in an assignment nothing graded uses).
+    for unit in units:
+        if unit.order not in used_units and unit.kind == "assign" and any(
+            isinstance(n, ast.Call) for n in ast.walk(unit.node)
+        ):
+            work_count += 1
+            work_cells.append(unit.cell)
+    for name in sorted(graded):
+        defs = [u for u in definers.get(name, []) if u.kind != "import"]
+        if len(defs) > 1:
+            where = ", ".join(str(u.cell) for u in defs)
+            what = "defined" if defs[-1].kind == "def" else "assigned"
+            note = (f"`{name}` is {what} in cells {where}: the last one (cell {defs[-1].cell}) "
+                    "is used, as when the notebook runs top to bottom")
+            if _is_stub(defs[-1].node) and not all(_is_stub(u.node) for u in defs):
+                note += ("; it is still the template's stub (raises NotImplementedError): "
+                         "delete it, or move your solution below it")
+            notes.append(note)
+    notes[:0] = syntax_notes + not_python
+    if magic_cells:
+        notes.append(f"IPython magics and shell lines (% ..., ! ...) in {_cells_text(magic_cells)} "
+                     "were ignored")
+    if work_count:
+        notes.append(f"{work_count} top-level statement{'s' if work_count > 1 else ''} that do "
+                     f"work (calls, plots, downloads, loops, ...) in {_cells_text(work_cells)} "
+                     "were not run: the grader only takes definitions (functions, classes, "
+                     "imports, constants)")
+    return NotebookBuild(modules=modules, answers=_answers_markdown(cells), notes=notes)
+
+
+def _reachable(roots: set[str], definers: dict[str, list[_Unit]]) -> list[_Unit]:
+    """The units that the last definitions of ``roots`` need, transitively."""
+    keep: dict[int, _Unit] = {}
+    todo = list(roots)
+    seen: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in definers:
+            continue
+        seen.add(name)
+        unit = definers[name][-1]  # the last definition wins
+        if unit.order not in keep:
+            keep[unit.order] = unit
+            todo.extend(unit.loads_now | unit.loads_later)
+    return sorted(keep.values(), key=lambda u: u.order)
+
+
+def _module_source(notebook: str, keep: list[_Unit], definers: dict[str, list[_Unit]],
+                   notes: list[str]) -> str:
+    """Imports first, then the other units in dependency order (cell order otherwise)."""
+    imports = [u for u in keep if u.kind == "import"]
+    rest = [u for u in keep if u.kind != "import"]
+    kept_orders = {u.order for u in rest}
+    deps: dict[int, set[int]] = {u.order: set() for u in rest}
+    for unit in rest:
+        for name in unit.loads_now - unit.binds:
+            for other in reversed(definers.get(name, [])):
+                if other.order in kept_orders:
+                    deps[unit.order].add(other.order)
+                    break
+        for name in unit.binds:  # two kept units binding one name keep their cell order
+            deps[unit.order].update(o.order for o in definers[name]
+                                    if o.order < unit.order and o.order in kept_orders)
+    ordered: list[_Unit] = []
+    pending = sorted(rest, key=lambda u: u.order)
+    done: set[int] = set()
+    while pending:
+        ready = next((u for u in pending if deps[u.order] <= done), None)
+        if ready is None:  # a cycle: fall back to cell order for what is left
+            ready = pending[0]
+        ordered.append(ready)
+        done.add(ready.order)
+        pending.remove(ready)
+
+    lines = [f'"""Built by the lab3 grader from the notebook {notebook!r}: its definitions only."""',
+             "", "from __future__ import annotations", ""]
+    for unit in imports:
+        module = _imported_module(unit.node)
+        if module is not None and not _importable(module):
+            note = (f"cell {unit.cell}: `{ast.unparse(unit.node)[:80]}`: module {module!r} is not "
+                    "installed where the grader runs; the import was skipped")
+            if note not in notes:
+                notes.append(note)
+            continue
+        lines += [f"# notebook cell {unit.cell}", ast.unparse(unit.node)]
+    for unit in ordered:
+        lines += ["", "", f"# notebook cell {unit.cell}", ast.unparse(unit.node)]
+    return "\n".join(lines) + "\n"
+
+
+def _imported_module(node: ast.stmt) -> str | None:
+    if isinstance(node, ast.Import):
+        return node.names[0].name.split(".")[0]
+    if isinstance(node, ast.ImportFrom) and node.module:
+        return node.module.split(".")[0]
+    return None
+
+
+def _importable(top: str) -> bool:
+    try:
+        return importlib.util.find_spec(top) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _answers_markdown(cells: list[dict]) -> str:
+    """answers.md from the markdown cells: each ``## `` heading's text, in its own cell and
+    in the markdown cells after it, up to the next level-1 or level-2 heading."""
+    sections: list[tuple[str, list[str]]] = []
+    current: list[str] | None = None
+    for cell in cells:
+        if cell["cell_type"] != "markdown":
+            continue
+        for line in cell["source"].splitlines():
+            match = _HEADING.match(line)
+            if match and len(match.group(1)) == 2:
+                current = []
+                sections.append((match.group(2), current))
+            elif match:
+                current = None
+            elif current is not None:
+                current.append(line)
+        if current is not None:
+            current.append("")
+    out = ["# Answers (from the notebook)", ""]
+    for heading, body in sections:
+        out += [f"## {heading}", "", "\n".join(body).strip(), ""]
+    return "\n".join(out)
+
+
+def write_package(path: Path, dest: Path) -> list[str]:
+    """Build the package of notebook ``path`` into folder ``dest``; returns the notes.
+
+    ``dest`` gets one ``<module>.py`` per task, ``answers.md`` and ``notebook_notes.json``.
+    """
+    build = build_package(path)
+    dest.mkdir(parents=True, exist_ok=True)
+    for module, source in build.modules.items():
+        (dest / f"{module}.py").write_text(source, encoding="utf-8")
+    (dest / "answers.md").write_text(build.answers, encoding="utf-8")
+    (dest / "notebook_notes.json").write_text(json.dumps(build.notes, indent=1), encoding="utf-8")
+    return build.notes
