@@ -172,6 +172,21 @@ def build_parser() -> argparse.ArgumentParser:
                          help="replace OUT_DIR when it is not empty")
     release.set_defaults(handler=_release)
 
+    notebook = commands.add_parser(
+        "notebook", help="write the lab's Jupyter notebooks (student; reference for instructors)",
+        description="Write the student notebook generated from student_template/ and, with "
+                    "--reference, the same from reference/, executed with its figures.")
+    notebook.add_argument("--student", required=True, type=Path, metavar="OUT.ipynb",
+                          help="where to write the student notebook")
+    notebook.add_argument("--reference", type=Path, default=None, metavar="OUT.ipynb",
+                          help="also write the executed reference notebook (default: not written)")
+    notebook.add_argument("--no-execute", dest="execute", action="store_false",
+                          help="write the reference notebook without running it (default: run it)")
+    notebook.add_argument("--weights", dest="weights", type=parse_weights_spec, metavar="SPEC",
+                          default="auto", help="weights the reference notebook runs with "
+                          "(default: auto)")
+    notebook.set_defaults(handler=_notebook)
+
     points = commands.add_parser("points", help="print the points table as markdown")
     points.set_defaults(handler=_points)
     return parser
@@ -247,6 +262,13 @@ def _release(args: argparse.Namespace) -> int:
     for line in records:
         print(f"  {line}")
     return 0
+
+
+def _notebook(args: argparse.Namespace) -> int:
+    from grader.notebook import notebook_main
+
+    return notebook_main(student=args.student, reference=args.reference,
+                         execute=args.execute, weights=args.weights)
 
 
 def points_markdown() -> str:

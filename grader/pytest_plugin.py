@@ -48,7 +48,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="PATH",
         type=parse_impl_spec,
         default=None,
-        help="implementation to grade: a package folder or a .zip (default: reference)",
+        help="implementation to grade: a package folder, a .zip or a .ipynb (default: reference)",
     )
     group.addoption(
         "--weights",
@@ -81,8 +81,9 @@ def parse_impl_spec(value: str) -> str:
     if value in BUILTIN_PACKAGES or Path(value).expanduser().exists():
         return value
     raise argparse.ArgumentTypeError(
-        f"--impl {value!r}: no such folder or .zip; pass your filled-in copy of "
-        "student_template/ (a folder or a .zip of it), or reference / student_template"
+        f"--impl {value!r}: no such folder, .zip or .ipynb; pass your filled-in copy of "
+        "student_template/ (a folder or a .zip of it), your lab notebook, or reference / "
+        "student_template"
     )
 
 
@@ -144,6 +145,7 @@ class LabSession:
             if self._impl is None and self._impl_error is None:
                 try:
                     self._impl = load_implementation(self.impl_spec)
+                    self.notes.extend(f"notebook: {n}" for n in getattr(self._impl, "notes", []))
                 except ImplementationError as exc:
                     self._impl_error = str(exc)
             if self._impl_error is not None:
