@@ -7,7 +7,9 @@ builtin types, figures are reduced to facts and PNG bytes.
 
 from __future__ import annotations
 
+import ast
 import copy
+import functools
 import hashlib
 import io
 import sys
@@ -49,16 +51,48 @@ class ProbeContext:
     def module(self, name: str) -> ModuleType:
         """The implementation's module ``name`` (e.g. ``"filters"``).
 
+        A function the template declares but the module does not define is added as a
+        stub raising ``AttributeError`` with a clear message, so a missing function costs
+        the checks of its own calls only, not the whole task's probe.
+
         Raises:
             ImplementationError: the module is missing or fails to import.
         """
-        return self.impl.module(name)
+        module = self.impl.module(name)
+        namespace = module.__dict__
+        for function in template_functions(name):
+            if function not in namespace:
+                namespace[function] = _missing_function(name, function)
+        return module
 
     def fresh_model(self) -> torch.nn.Module:
         """A private copy of the trusted ResNet-34 (eval) for one student call."""
         if self._base_model is None:
             self._base_model = self.weights.build_model()
         return copy.deepcopy(self._base_model).to(self.device)
+
+
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "student_template"
+
+
+@functools.cache
+def template_functions(module: str) -> tuple[str, ...]:
+    """The public functions ``student_template/<module>.py`` defines (parsed, not imported)."""
+    try:
+        tree = ast.parse((TEMPLATE_DIR / f"{module}.py").read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError):
+        return ()
+    return tuple(node.name for node in tree.body
+                 if isinstance(node, ast.FunctionDef) and not node.name.startswith("_"))
+
+
+def _missing_function(module: str, function: str) -> Callable[..., Any]:
+    def missing(*args: Any, **kwargs: Any) -> Any:
+        raise AttributeError(f"{module}.py defines no function {function}(); copy its "
+                             f"signature from student_template/{module}.py and implement it")
+
+    missing.__name__ = missing.__qualname__ = function
+    return missing
 
 
 def new_record(task: str) -> Record:

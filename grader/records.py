@@ -9,6 +9,7 @@ task, never the grader.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -26,6 +27,7 @@ MAX_TENSORS = 512
 MAX_TENSOR_ELEMENTS = 8 * 1024 * 1024
 MAX_JSON_DEPTH = 24
 MAX_STRING = 64 * 1024
+MAX_ITEMS = 10_000  # per list, tuple or dict in plain()
 ALLOWED_DTYPES = frozenset(
     {torch.float32, torch.float64, torch.float16, torch.int64, torch.int32, torch.uint8, torch.bool}
 )
@@ -181,15 +183,19 @@ def plain(value: Any, *, depth: int = 0) -> Any:
         f = float.__float__(value)
         return f if math.isfinite(f) else str(f)
     if isinstance(value, str):
-        return str.__str__(value)[:MAX_STRING]
-    if isinstance(value, list | tuple):
-        return [plain(v, depth=depth + 1) for v in list(value)[:10_000]]
+        return str.__str__(str.__getitem__(value, slice(0, MAX_STRING)))
+    # Only the first MAX_ITEMS are copied: never list(value) first, which copies all of a
+    # 2**28-element list (2 GB, ~10 s), nor the subclass's own (possibly lying) iterator.
+    if isinstance(value, list):
+        return [plain(v, depth=depth + 1) for v in list.__getitem__(value, slice(0, MAX_ITEMS))]
+    if isinstance(value, tuple):
+        return [plain(v, depth=depth + 1) for v in tuple.__getitem__(value, slice(0, MAX_ITEMS))]
     if isinstance(value, dict):
         return {
             str.__str__(k) if isinstance(k, str) else repr(type(k).__name__): plain(
                 v, depth=depth + 1
             )
-            for k, v in list(dict.items(value))[:10_000]
+            for k, v in itertools.islice(dict.items(value), MAX_ITEMS)
         }
     return {"unsupported": type_name(value)}
 
