@@ -139,8 +139,9 @@ def find_submissions(specs: Sequence[str]) -> list[Submission]:
             base = path.name
         else:
             base = path.stem
-            if path.suffix.lower() != ".zip":
-                problem = f"{path.name}: expected a folder or a .zip, got another kind of file"
+            if path.suffix.lower() not in (".zip", ".ipynb"):
+                problem = (f"{path.name}: expected a folder, a .zip or a .ipynb, "
+                           "got another kind of file")
             path = path.resolve()
         name = _safe_name(base)
         unique, n = name, 2
@@ -151,18 +152,30 @@ def find_submissions(specs: Sequence[str]) -> list[Submission]:
     return found
 
 
-def stage(sub: Submission, dest: Path, unpack: Path) -> Path:
-    """Copy ``sub``'s task modules' folder into ``dest`` (extracting a zip in ``unpack``).
+def stage(sub: Submission, dest: Path, unpack: Path) -> list[str]:
+    """Copy ``sub``'s task modules' folder into ``dest`` (extracting a zip in ``unpack``; a
+    notebook is turned into modules by parsing only, nothing of it runs in the parent).
+
+    Returns:
+        notes on what of a notebook could not be used (empty for folders and zips).
 
     Raises:
-        ImplementationError: a bad or unsafe zip, no task modules, over the caps.
+        ImplementationError: a bad or unsafe zip or notebook, no task modules, over the caps.
     """
-    assert sub.path is not None
+    if sub.path is None:
+        raise ImplementationError(f"{sub.spec}: nothing to grade")
     source = sub.path
+    if source.suffix.lower() == ".ipynb":
+        from grader.notebook import write_package
+
+        # Kept from here, not read back from the scratch copy: the child can write there.
+        notes = write_package(source, unpack / "notebook")
+        copy_regular_files(unpack / "notebook", dest)
+        return notes
     if source.is_file():
         source = _extract_zip(source, unpack)
     copy_regular_files(_find_root(source), dest)
-    return dest
+    return []
 
 
 def copy_regular_files(src: Path, dst: Path) -> None:
@@ -442,6 +455,7 @@ class SubmissionRun:
         self.identity = batch.new_identity()
         self.records: dict[str, Record | None] = {}
         self.problems: list[str] = []
+        self.notebook_notes: list[str] = []
         self.logs: list[str] = []
 
     # -- folders
@@ -654,7 +668,8 @@ class SubmissionRun:
             self.make_folders()
             if sub.problem is not None:
                 raise ImplementationError(sub.problem)
-            stage(sub, self.scratch / "submission", self.readback / "unpacked")
+            self.notebook_notes = stage(sub, self.scratch / "submission",
+                                        self.readback / "unpacked")
             self.probe_all(list(b.tasks), start + b.timeout)
         except ImplementationError as exc:
             status = "not_found" if sub.missing else "ungradable"
@@ -668,7 +683,8 @@ class SubmissionRun:
             sub.name, self.records, b.reference.records, b.check_context(self.slot),
             settings=b.settings.to_dict(), reference_description=b.reference.describe(),
             execution_time=time.monotonic() - start, tasks=b.tasks,
-            notes=[*b.notes, *(f"problem: {p}" for p in self.problems)],
+            notes=[*b.notes, *(f"notebook: {n}" for n in self.notebook_notes),
+                   *(f"problem: {p}" for p in self.problems)],
         )
         try:
             return write_submission(

@@ -368,3 +368,16 @@ def test_error_in_a_kept_constant_names_the_cell_and_costs_only_its_tasks(
     assert "notebook cell 3" in message and "Normalise" in message, message
     assert graded.score("preprocessing") == 0
     assert graded.score("model") == graded.max_score("model")  # model.py never needed transform
+
+
+def test_lab3_grade_takes_notebooks_and_names_them_after_the_file(
+    realistic: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from grader.cli import main
+
+    notebook, _ = realistic
+    out = tmp_path / "grades"
+    assert main(["grade", str(notebook), "--out", str(out), "--tasks", "model", "-q"]) == 0
+    results = json.loads((out / notebook.stem / "results.json").read_text())
+    assert results["score"] == results["max_score"] == 10
+    assert "notebook: " in results["output"]
