@@ -31,11 +31,12 @@ def handout_model(trusted_model):
     return copy.deepcopy(trusted_model)
 
 
-def run(impl: str, model: torch.nn.Module, layer: str) -> np.ndarray:
+def run(impl: str, model: torch.nn.Module, layer: str, size: int = SIZE,
+        steps: int = STEPS) -> np.ndarray:
     if impl == "handout":
         module = model.get_submodule(layer)
-        return handout.visualize_filter(model, module, FILTER, STEPS, seed=SEED, image_size=SIZE)
-    return visualize_filter(model, layer, FILTER, STEPS, image_size=SIZE, seed=SEED)
+        return handout.visualize_filter(model, module, FILTER, steps, seed=SEED, image_size=size)
+    return visualize_filter(model, layer, FILTER, steps, image_size=size, seed=SEED)
 
 
 @pytest.fixture(scope="module")
