@@ -56,12 +56,10 @@ def _dedicated_uid() -> bool:
 # test's own processes: in bwrap's PID namespace, or as a dedicated uid (root runs).
 ISOLATED = BWRAP or _dedicated_uid()
 ISOLATED_NONE = _dedicated_uid()
-# The --sandbox none batch: cases whose outcome does not depend on the file-system
-# sandbox (the "except the file-system and network cases"), on the cheap tasks.
-NONE_TASKS = ("model", "preprocessing", "inference")
-NONE_CASES = ("honest_reference_copy", "partial_wrong_std", "patch_checks", "sys_exit_at_import",
-              "os_exit_at_import", "os_exit_in_task", "infinite_loop", "print_flood",
-              "memory_exhaustion", "orphan_process", "fork_bomb", "kill_everyone")
+# The --sandbox none batch: every case whose outcome does not depend on the file-system
+# sandbox (the "except the file-system and network cases"), on every corpus task.
+NONE_TASKS = TASKS
+NONE_CASES = tuple(name for name, case in CASES.items() if "filesystem" not in case.flags)
 ORPHAN_MARK = "31337"  # the orphan case's daemon runs `sleep 31337`
 PWNED = Path("/tmp/lab3-corpus-pwned.txt")  # what write_outside writes to its /tmp
 
