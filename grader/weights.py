@@ -34,6 +34,9 @@ import numpy as np
 import torch
 
 CHECKPOINT_NAME = "resnet34-b627a593.pth"
+# Marks a torch home made by activate(): a child process inheriting TORCH_HOME must not take
+# it for the user's own hub cache (it holds the stand-in under the pretrained file's name).
+PRIVATE_MARKER = ".lab3-private-torch-home"
 PRETRAINED_SHA256_PREFIX = "b627a593"
 STANDIN_VERSION = 1
 STANDIN_SEED = 20251129
@@ -277,6 +280,8 @@ def activate(weights: ResolvedWeights) -> Path:
     disk (torch hub checks hashes only when it downloads).
     """
     home = weights.torch_home
+    home.mkdir(parents=True, exist_ok=True)
+    (home / PRIVATE_MARKER).touch()
     target = home / "hub" / "checkpoints" / CHECKPOINT_NAME
     if not (target.exists() and target.resolve() == weights.path.resolve()):
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -292,8 +297,11 @@ def activate(weights: ResolvedWeights) -> Path:
 
 def _user_hub_checkpoints() -> Path:
     home = os.environ.get("TORCH_HOME")
-    if home and Path(home).resolve().is_relative_to(cache_dir().resolve()):
-        home = None  # our own private home, not the user's
+    if home and (
+        Path(home).resolve().is_relative_to(cache_dir().resolve())
+        or (Path(home) / PRIVATE_MARKER).exists()
+    ):
+        home = None  # a private home of ours (maybe another cache's), not the user's
     base = Path(home) if home else Path(
         os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     ) / "torch"

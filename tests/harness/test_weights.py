@@ -123,3 +123,15 @@ def test_activation_never_writes_the_user_cache(private_cache: Path, tmp_path: P
     with W.activated(W.standin_weights()) as home:
         assert home.is_relative_to(private_cache)
     assert not (tmp_path / "user-torch").exists()
+
+
+def test_an_inherited_private_torch_home_is_not_the_users_cache(
+    private_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A child with another LAB3_CACHE_DIR inherits TORCH_HOME pointing at a parent's private
+    home, where the stand-in sits under the pretrained file's name: still the stand-in."""
+    monkeypatch.setenv("LAB3_CACHE_DIR", str(tmp_path / "parent-cache"))
+    parent_home = W.activate(W.standin_weights())
+    monkeypatch.setenv("LAB3_CACHE_DIR", str(tmp_path / "child-cache"))
+    monkeypatch.setenv("TORCH_HOME", str(parent_home))
+    assert W.resolve_weights("auto").kind == "standin"
