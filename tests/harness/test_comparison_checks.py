@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from grader.tasks import comparison as task
+from tests.harness.hostile import HOSTILE_CLASSES, params
 
 # The variants call Captum as students do; its notes on inputs and ReLU hooks are noise here.
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:captum")
@@ -90,18 +91,7 @@ WRONG = {
     ),
 }
 
-PRELUDE = '''
-class _Liar:
-    def __eq__(self, other):
-        return True
-
-    def __getattr__(self, name):
-        raise RuntimeError("the grader must not call me")
-
-
-class _Sub(torch.Tensor):
-    pass
-
+PRELUDE = HOSTILE_CLASSES + '''
 
 class _LyingDict(dict):
     def items(self):
@@ -132,11 +122,6 @@ HOSTILE = {
 SLOW = frozenset({"scaled_copies", "channel_summed_maps", "figure_missing_panels"})
 
 
-def _params(variants: dict, slow: frozenset) -> list:
-    return [pytest.param(name, id=name, marks=[pytest.mark.slow] if name in slow else [])
-            for name in variants]
-
-
 def test_reference_gets_full_points(grade_impl) -> None:
     graded = grade_impl("reference", tasks=["comparison"])
     checks = graded.results["comparison"].checks
@@ -156,7 +141,7 @@ def test_template_is_not_implemented(grade_impl) -> None:
         assert "not implemented yet" in check.message, check
 
 
-@pytest.mark.parametrize("variant", _params(WRONG, SLOW))
+@pytest.mark.parametrize("variant", params(WRONG, SLOW))
 def test_wrong_implementation_loses_its_points(grade_variant, variant: str) -> None:
     source, failing, fractions = WRONG[variant]
     graded = grade_variant({"comparison.py": source}, tasks=["comparison"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from grader.tasks import filters as task
+from tests.harness.hostile import HOSTILE_CLASSES, params
 
 FULL = {"activation_rises": 4.0, "activation_level": 4.0, "output_format": 2.0,
         "hooks_removed": 2.0, "model_untouched": 2.0, "grid": 2.0}
@@ -132,18 +133,7 @@ WRONG = {
 
 # Return values that must give 0 for output_format, with a message, and crash nothing (the
 # model never runs: the activation checks say so).
-PRELUDE = '''
-class _Liar:
-    def __eq__(self, other):
-        return True
-
-    def __getattr__(self, name):
-        raise RuntimeError("the grader must not call me")
-
-
-class _Sub(torch.Tensor):
-    pass
-
+PRELUDE = HOSTILE_CLASSES + '''
 
 def visualize_filter(*args, **kwargs):
     image = np.zeros((64, 64, 3), dtype=np.float32)
@@ -161,11 +151,6 @@ HOSTILE = {
 # More of the same kind of mistake: run in the full suite, left out of `-m 'not slow'`.
 SLOW = frozenset({"no_optimizer_step", "wrong_filter", "left_in_train_mode",
                   "optimises_the_weights", "image_size_ignored", "grid_of_four"})
-
-
-def _params(variants: dict, slow: frozenset) -> list:
-    return [pytest.param(name, id=name, marks=[pytest.mark.slow] if name in slow else [])
-            for name in variants]
 
 
 def test_reference_gets_full_points(grade_impl) -> None:
@@ -210,7 +195,7 @@ def test_template_is_not_implemented(grade_impl) -> None:
         assert "not implemented yet" in check.message, check
 
 
-@pytest.mark.parametrize("variant", _params(WRONG, SLOW))
+@pytest.mark.parametrize("variant", params(WRONG, SLOW))
 def test_wrong_implementation_loses_its_points(grade_variant, variant: str) -> None:
     source, failing = WRONG[variant]
     graded = grade_variant({"filters.py": source}, tasks=["filters"])

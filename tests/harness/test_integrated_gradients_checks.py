@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.harness.hostile import HOSTILE_CLASSES, params
+
 # Variants call Captum as students do; its note on inputs without requires_grad is noise here.
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:captum")
 
@@ -66,18 +68,7 @@ WRONG = {
     ),
 }
 
-PRELUDE = '''
-class _Liar:
-    def __eq__(self, other):
-        return True
-
-    def __getattr__(self, name):
-        raise RuntimeError("the grader must not call me")
-
-
-class _Sub(torch.Tensor):
-    pass
-
+PRELUDE = HOSTILE_CLASSES + '''
 
 def integrated_gradients(model, inputs, target, **kwargs):
     attr = torch.zeros_like(inputs)
@@ -102,11 +93,6 @@ HOSTILE = {
 SLOW = frozenset({"random_baseline", "plain_gradients", "riemann_trapezoid", "default_baseline_ones"})
 
 
-def _params(variants: dict, slow: frozenset) -> list:
-    return [pytest.param(name, id=name, marks=[pytest.mark.slow] if name in slow else [])
-            for name in variants]
-
-
 def test_reference_gets_full_points(grade_impl) -> None:
     graded = grade_impl("reference", tasks=["integrated_gradients"])
     checks = graded.results["integrated_gradients"].checks
@@ -120,7 +106,7 @@ def test_template_is_not_implemented(grade_impl) -> None:
         assert "not implemented yet" in check.message, check
 
 
-@pytest.mark.parametrize("variant", _params(WRONG, SLOW))
+@pytest.mark.parametrize("variant", params(WRONG, SLOW))
 def test_wrong_implementation_loses_its_points(grade_variant, variant: str) -> None:
     source, failing = WRONG[variant]
     graded = grade_variant({"integrated_gradients.py": source},

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tests.harness.hostile import HOSTILE_CLASSES, params
+
 FULL = {"agreement": 5.0, "nt_samples": 4.0, "zero_noise": 3.0}
 
 # The plain solution a student writes from Captum's tutorial; the variants edit it.
@@ -58,18 +60,7 @@ WRONG = {
     ),
 }
 
-PRELUDE = '''
-class _Liar:
-    def __eq__(self, other):
-        return True
-
-    def __getattr__(self, name):
-        raise RuntimeError("the grader must not call me")
-
-
-class _Sub(torch.Tensor):
-    pass
-
+PRELUDE = HOSTILE_CLASSES + '''
 
 def noise_tunnel(model, inputs, target, **kwargs):
     attr = torch.zeros_like(inputs)
@@ -87,11 +78,6 @@ HOSTILE = {
 
 # More of the same kind of mistake: run in the full suite, left out of `-m 'not slow'`.
 SLOW = frozenset({"extra_random_draw", "stdevs_ignored", "nt_type_ignored"})
-
-
-def _params(variants: dict, slow: frozenset) -> list:
-    return [pytest.param(name, id=name, marks=[pytest.mark.slow] if name in slow else [])
-            for name in variants]
 
 
 def test_reference_gets_full_points(grade_impl) -> None:
@@ -139,7 +125,7 @@ def test_template_is_not_implemented(grade_impl) -> None:
         assert "not implemented yet" in check.message, check
 
 
-@pytest.mark.parametrize("variant", _params(WRONG, SLOW))
+@pytest.mark.parametrize("variant", params(WRONG, SLOW))
 def test_wrong_implementation_loses_its_points(grade_variant, variant: str) -> None:
     source, failing = WRONG[variant]
     graded = grade_variant({"noise_tunnel.py": source}, tasks=["noise_tunnel"])
