@@ -102,6 +102,7 @@ class LabSession:
         self._records: dict = {}
         self._results: dict[str, TaskResult] = {}
         self._scratch = Path(tempfile.mkdtemp(prefix="lab3-pytest-"))
+        self._cctx = None
         self.notes: list[str] = []
 
     @property
@@ -164,7 +165,8 @@ class LabSession:
     def _check_context(self):
         from grader.checking import CheckContext
 
-        if getattr(self, "_cctx", None) is None or self._cctx.weights != self.weights:
+        # Rebuilt when reference() fell back to the stand-in weights.
+        if self._cctx is None or self._cctx.weights != self.weights:
             self._cctx = CheckContext(weights=self.weights)
         return self._cctx
 
