@@ -366,6 +366,7 @@ class Attempt:
     output: str
     startup_s: float | None = None  # from start to the first task (imports, model)
     seconds: float = 0.0
+    peak_memory: int | None = None  # bytes, the kernel's ru_maxrss of the child's tree
 
 
 class OutputCapture(threading.Thread):
@@ -457,6 +458,8 @@ class SubmissionRun:
         self.problems: list[str] = []
         self.notebook_notes: list[str] = []
         self.logs: list[str] = []
+        self.children = 0
+        self.peak_memory: int | None = None  # bytes, the largest of its children's
 
     # -- folders
 
@@ -541,10 +544,10 @@ class SubmissionRun:
         reader.start()
         started = time.monotonic()
         current, current_since, done, stopped = None, started, [], None
-        all_done_at = first_task_at = None
+        all_done_at = first_task_at = peak = None
         try:
             while True:
-                returncode = proc.poll()
+                returncode, peak = sandbox.poll(proc)
                 events = self.progress(tasks)
                 done = [t for kind, t in events if kind == "done"]
                 starts = [t for kind, t in events if kind == "start"]
@@ -573,8 +576,8 @@ class SubmissionRun:
                 time.sleep(POLL_SECONDS)
         finally:
             sandbox.kill_tree(proc, self.identity)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=10)
+            if proc.returncode is None:
+                _, peak = sandbox.wait(proc, timeout=10)
             reader.join(timeout=5)
             with b.lock:
                 b.running.pop(self.slot, None)
@@ -583,7 +586,7 @@ class SubmissionRun:
         return Attempt(proc.returncode, done, current if current not in done else None,
                        stopped, reader.text(),
                        startup_s=None if first_task_at is None else first_task_at - started,
-                       seconds=time.monotonic() - started)
+                       seconds=time.monotonic() - started, peak_memory=peak)
 
     def progress(self, tasks: list[str]) -> list[tuple[str, str]]:
         """The child's progress markers for ``tasks``: [("start"|"done", task), ...]."""
@@ -620,9 +623,14 @@ class SubmissionRun:
                               f"{self.batch.timeout:g} s was used up by the tasks before it")
                 return
             run = self.attempt(remaining, deadline)
+            self.children += 1
+            if run.peak_memory is not None:
+                self.peak_memory = max(self.peak_memory or 0, run.peak_memory)
             startup = "" if run.startup_s is None else f", first task after {run.startup_s:.1f} s"
+            memory = "" if run.peak_memory is None else \
+                f", peak memory {run.peak_memory / 2**20:.0f} MiB"
             self.logs.append(f"--- child for {', '.join(remaining)}: {_describe_exit(run)} "
-                             f"after {run.seconds:.1f} s{startup} ---\n{run.output}")
+                             f"after {run.seconds:.1f} s{startup}{memory} ---\n{run.output}")
             for task in run.done:
                 if task in remaining:
                     self.records[task] = self.read_record(task)
@@ -690,7 +698,14 @@ class SubmissionRun:
             return write_submission(
                 b.out / sub.name, report, status=status, problems=self.problems,
                 student=self.records, reference=b.reference.records,
-                log="\n".join(self.logs), extra={"sandbox": b.sandbox_info(self.identity)})
+                log="\n".join(self.logs), extra={
+                    "sandbox": b.sandbox_info(self.identity),
+                    "resources": {
+                        "children": self.children,
+                        "peak_memory_mib": None if self.peak_memory is None
+                        else round(self.peak_memory / 2**20, 1),
+                    },
+                })
         finally:
             shutil.rmtree(self.readback, ignore_errors=True)
 

@@ -418,6 +418,37 @@ def start(spec: ChildSpec, *, mode: str, limits: Limits, identity: Identity) -> 
     )
 
 
+def poll(proc: subprocess.Popen) -> tuple[int | None, int | None]:
+    """``proc.poll()`` that also returns the child's peak resident memory in bytes.
+
+    Reaps with ``wait4`` so the kernel's resource usage of the child comes back
+    with its exit status. Its ``ru_maxrss`` is the largest resident set of the child
+    and of every descendant it waited for: under bwrap, bwrap's own processes and
+    the Python child inside. ``(None, None)`` while the child runs; the memory is
+    None once the child was reaped elsewhere.
+    """
+    if proc.returncode is not None:
+        return proc.returncode, None
+    try:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+    except ChildProcessError:
+        return proc.poll(), None
+    if pid == 0:
+        return None, None
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, usage.ru_maxrss * 1024  # Linux reports KiB
+
+
+def wait(proc: subprocess.Popen, timeout: float) -> tuple[int | None, int | None]:
+    """:func:`poll` until the child exits or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        returncode, peak = poll(proc)
+        if returncode is not None or time.monotonic() >= deadline:
+            return returncode, peak
+        time.sleep(0.02)
+
+
 # --------------------------------------------------------------------------- clean-up
 
 
