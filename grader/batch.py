@@ -60,6 +60,7 @@ from grader.records import MAX_JSON_BYTES, MAX_TENSOR_BYTES, Record, RecordError
 from grader.report import all_entries, load_entry, score_table, write_submission, write_summary
 from grader.settings import DEFAULT_SETTINGS, ProbeSettings
 from grader.tasks import TASK_NAMES
+from grader.warm_worker import ZYGOTE_CAPABILITIES, WarmWorker, WorkerError
 
 DEFAULT_TIMEOUT = 300.0
 DEFAULT_TASK_TIMEOUT = 60.0
@@ -229,6 +230,66 @@ class Batch:
     stop: threading.Event = field(default_factory=threading.Event)
     running: dict[int, tuple[subprocess.Popen, sandbox.Identity]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    workers: dict[int, WarmWorker] = field(default_factory=dict)
+
+    @property
+    def warm(self) -> bool:
+        """Children are forked from a warm worker per slot (bwrap), not started afresh."""
+        return self.mode == "bwrap"
+
+    def worker(self, slot: int) -> WarmWorker:
+        """Slot ``slot``'s warm worker (its process starts on first use)."""
+        with self.lock:
+            if slot not in self.workers:
+                self.workers[slot] = WarmWorker(self.work / f"slot-{slot}", self.zygote_spec,
+                                                self.zygote_limits())
+            return self.workers[slot]
+
+    def zygote_spec(self, folder: Path) -> sandbox.ChildSpec:
+        home = folder / "zygote-home"
+        (home / "mpl").mkdir(parents=True, exist_ok=True)
+        _copy_font_cache(home / "mpl")
+        home.chmod(0o755)
+        env = {**self.base_env(), "HOME": str(home), "MPLCONFIGDIR": str(home / "mpl"),
+               "TMPDIR": "/tmp"}
+        return sandbox.ChildSpec(
+            argv=sandbox.child_python(["--folder", str(folder)], module="grader.zygote"),
+            scratch=folder,
+            readonly=(self.child_weights,), hidden=self.hidden, env=env, cwd=folder,
+            device=self.device, capabilities=ZYGOTE_CAPABILITIES,
+        )
+
+    def zygote_limits(self) -> sandbox.Limits:
+        # The children set their own (lower or equal) limits; the zygote's hard limits
+        # bound them where it runs unprivileged, so they match the children's.
+        return sandbox.Limits(memory_mb=self.limits.memory_mb, processes=self.limits.processes,
+                              file_size_mb=self.limits.file_size_mb,
+                              open_files=self.limits.open_files, cpu_seconds=None,
+                              output_bytes=self.limits.output_bytes)
+
+    def base_env(self) -> dict[str, str]:
+        """Environment shared by every child (the OpenMP settings are read when torch loads)."""
+        threads = str(self.threads)
+        env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin", "MPLBACKEND": "Agg",
+            "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
+            "OPENBLAS_NUM_THREADS": threads,
+            # OpenMP threads that sleep instead of spinning at barriers: on a busy machine
+            # (other workers, other users) spinning made a 2-thread child 6x slower than a
+            # 1-thread one (80 s instead of 12 s per reference grade, measured); passive
+            # waiting costs nothing measurable on an idle one.
+            "OMP_WAIT_POLICY": "PASSIVE",
+            "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
+        }
+        if self.device.startswith("cuda") and "CUDA_VISIBLE_DEVICES" in os.environ:
+            env["CUDA_VISIBLE_DEVICES"] = os.environ["CUDA_VISIBLE_DEVICES"]
+        return env
+
+    def shutdown_workers(self) -> None:
+        with self.lock:
+            workers = list(self.workers.values())
+        for worker in workers:
+            worker.shutdown()
 
     def check_context(self, slot: int):
         """The CheckContext of worker ``slot``: one trusted model per worker thread.
@@ -369,6 +430,34 @@ class Attempt:
     peak_memory: int | None = None  # bytes, the kernel's ru_maxrss of the child's tree
 
 
+class FreshChild:
+    """A child started afresh (``--sandbox none``): its process, output reader and memory."""
+
+    def __init__(self, proc: subprocess.Popen, identity: sandbox.Identity, cap: int) -> None:
+        self.proc, self.identity = proc, identity
+        self.reader = OutputCapture(proc.stdout, cap)
+        self.reader.start()
+        self.peak_memory: int | None = None
+
+    def poll(self) -> tuple[int | None, int | None]:
+        returncode, peak = sandbox.poll(self.proc)
+        if peak is not None:
+            self.peak_memory = peak
+        return returncode, self.peak_memory
+
+    def stop(self) -> tuple[int | None, int | None]:
+        """Kill the whole tree, reap the child; ``(exit code or None, peak memory)``."""
+        sandbox.kill_tree(self.proc, self.identity)
+        if self.proc.returncode is None:
+            _, peak = sandbox.wait(self.proc, timeout=10)
+            self.peak_memory = peak if peak is not None else self.peak_memory
+        self.reader.join(timeout=5)
+        return self.proc.returncode, self.peak_memory
+
+    def output(self, cap: int) -> str:
+        return self.reader.text()
+
+
 class OutputCapture(threading.Thread):
     """Reads the child's stdout+stderr, keeping the first and last ``cap // 2`` bytes."""
 
@@ -451,7 +540,11 @@ class SubmissionRun:
 
     def __init__(self, batch: Batch, sub: Submission, index: int, slot: int) -> None:
         self.batch, self.sub, self.slot = batch, sub, slot
-        self.scratch = batch.work / f"{index:05d}-{sub.name}"
+        # With a warm worker the scratch lies in its slot's folder, the only one its
+        # sandbox shows.
+        parent = batch.work / f"slot-{slot}" if batch.warm else batch.work
+        parent.mkdir(mode=0o711, exist_ok=True)
+        self.scratch = parent / f"{index:05d}-{sub.name}"
         self.readback = batch.work / "readback" / f"{index:05d}"
         self.identity = batch.new_identity()
         self.records: dict[str, Record | None] = {}
@@ -466,7 +559,7 @@ class SubmissionRun:
     def make_folders(self) -> None:
         self.scratch.mkdir(mode=0o711)
         self.readback.mkdir(mode=0o700, parents=True)
-        for name in ("records", "home", "probe"):
+        for name in ("records", "home", "probe", "output"):
             (self.scratch / name).mkdir()
         for name in ("home/mpl", "home/tmp", "home/.cache"):
             (self.scratch / name).mkdir()
@@ -475,12 +568,12 @@ class SubmissionRun:
     def give_folders(self) -> None:
         """Hand the writable folders to a fresh identity (one per child)."""
         self.identity = self.batch.new_identity()
-        for name in ("submission", "records", "home", "probe"):
+        for name in ("submission", "records", "home", "probe", "output"):
             sandbox.give_to(self.scratch / name, self.identity)
 
     # -- the child
 
-    def child_spec(self, tasks: list[str]) -> sandbox.ChildSpec:
+    def child_args(self, tasks: list[str]) -> list[str]:
         b, s = self.batch, self.scratch
         args = [
             "--impl", str(s / "submission"), "--records", str(s / "records"),
@@ -492,29 +585,24 @@ class SubmissionRun:
         ]
         if self.identity.drop_at == "child":
             args += ["--drop-uid", str(self.identity.uid), "--drop-gid", str(self.identity.gid)]
-        home = s / "home"
-        threads = str(b.threads)
-        env = {
-            "PATH": "/usr/local/bin:/usr/bin:/bin",
+        return args
+
+    def child_env(self) -> dict[str, str]:
+        b, home = self.batch, self.scratch / "home"
+        return {
+            **b.base_env(),
             "HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache"),
-            "XDG_CONFIG_HOME": str(home / ".config"),
-            "MPLCONFIGDIR": str(home / "mpl"), "MPLBACKEND": "Agg",
+            "XDG_CONFIG_HOME": str(home / ".config"), "MPLCONFIGDIR": str(home / "mpl"),
             "LAB3_CACHE_DIR": str(home / "lab3-cache"),
             "TMPDIR": "/tmp" if b.mode == "bwrap" else str(home / "tmp"),
-            "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
-            "OPENBLAS_NUM_THREADS": threads,
-            # OpenMP threads that sleep instead of spinning at barriers: on a busy machine
-            # (other workers, other users) spinning made a 2-thread child 6x slower than a
-            # 1-thread one (80 s instead of 12 s per reference grade, measured); passive
-            # waiting costs nothing measurable on an idle one.
-            "OMP_WAIT_POLICY": "PASSIVE",
-            "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
         }
-        if b.device.startswith("cuda") and "CUDA_VISIBLE_DEVICES" in os.environ:
-            env["CUDA_VISIBLE_DEVICES"] = os.environ["CUDA_VISIBLE_DEVICES"]
+
+    def child_spec(self, tasks: list[str]) -> sandbox.ChildSpec:
+        b, s = self.batch, self.scratch
         return sandbox.ChildSpec(
-            argv=sandbox.child_python(args), scratch=s, readonly=(b.child_weights,),
-            hidden=b.hidden, env=env, cwd=s / "submission", device=b.device,
+            argv=sandbox.child_python(self.child_args(tasks)), scratch=s,
+            readonly=(b.child_weights,), hidden=b.hidden, env=self.child_env(),
+            cwd=s / "submission", device=b.device,
         )
 
     def limits(self) -> sandbox.Limits:
@@ -528,6 +616,31 @@ class SubmissionRun:
                               file_size_mb=limits.file_size_mb, open_files=limits.open_files,
                               cpu_seconds=cpu, output_bytes=limits.output_bytes)
 
+    def start_child(self, tasks: list[str]):
+        """A child probing ``tasks``: forked from the slot's warm worker, or a fresh process.
+
+        Raises:
+            GraderError: the warm worker cannot be started (the grader's problem).
+        """
+        b = self.batch
+        if b.warm:
+            worker = b.worker(self.slot)
+            log = self.scratch / "output" / f"child-{self.children + 1}.log"
+            try:
+                child = worker.fork([*self.child_args(tasks), "--log", str(log)],
+                                    self.child_env(), self.limits(), log)
+            except WorkerError as exc:
+                raise GraderError(f"{self.sub.name}: {exc}") from exc
+            running = (worker.proc, self.identity)
+        else:
+            proc = sandbox.start(self.child_spec(tasks), mode=b.mode, limits=self.limits(),
+                                 identity=self.identity)
+            child = FreshChild(proc, self.identity, b.limits.output_bytes)
+            running = (proc, self.identity)
+        with b.lock:
+            b.running[self.slot] = running
+        return child
+
     def attempt(self, tasks: list[str], deadline: float) -> Attempt:
         """Run one child on ``tasks`` until it exits, finishes, or overruns a time limit."""
         b = self.batch
@@ -536,18 +649,13 @@ class SubmissionRun:
             shutil.rmtree(progress)  # left by the previous child's student code
         progress.unlink(missing_ok=True)
         self.give_folders()
-        proc = sandbox.start(self.child_spec(tasks), mode=b.mode, limits=self.limits(),
-                             identity=self.identity)
-        with b.lock:
-            b.running[self.slot] = (proc, self.identity)
-        reader = OutputCapture(proc.stdout, b.limits.output_bytes)
-        reader.start()
+        child = self.start_child(tasks)
         started = time.monotonic()
         current, current_since, done, stopped = None, started, [], None
-        all_done_at = first_task_at = peak = None
+        all_done_at = first_task_at = None
         try:
             while True:
-                returncode, peak = sandbox.poll(proc)
+                returncode, _ = child.poll()
                 events = self.progress(tasks)
                 done = [t for kind, t in events if kind == "done"]
                 starts = [t for kind, t in events if kind == "start"]
@@ -575,16 +683,15 @@ class SubmissionRun:
                     break
                 time.sleep(POLL_SECONDS)
         finally:
-            sandbox.kill_tree(proc, self.identity)
-            if proc.returncode is None:
-                _, peak = sandbox.wait(proc, timeout=10)
-            reader.join(timeout=5)
+            returncode, peak = child.stop()
+            if b.warm and self.identity.dedicated:
+                sandbox.kill_uid(self.identity.uid)
             with b.lock:
                 b.running.pop(self.slot, None)
         events = self.progress(tasks)
         done = [t for kind, t in events if kind == "done"]
-        return Attempt(proc.returncode, done, current if current not in done else None,
-                       stopped, reader.text(),
+        return Attempt(returncode, done, current if current not in done else None,
+                       stopped, child.output(b.limits.output_bytes),
                        startup_s=None if first_task_at is None else first_task_at - started,
                        seconds=time.monotonic() - started, peak_memory=peak)
 
@@ -975,5 +1082,6 @@ def _run_pool(batch: Batch, todo, jobs: int, graded: list[str],
         emit("interrupted: finished submissions are kept; run the same command to resume")
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        batch.shutdown_workers()
         bar.close()
     return interrupted

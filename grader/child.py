@@ -44,6 +44,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cwd", type=Path, default=None, help="working directory (after the drop)")
     parser.add_argument("--drop-uid", type=int, default=None)
     parser.add_argument("--drop-gid", type=int, default=None)
+    parser.add_argument("--log", type=Path, default=None,
+                        help="file for stdout and stderr, opened after the drop (warm workers)")
     return parser.parse_args(argv)
 
 
@@ -74,6 +76,14 @@ def no_new_privs() -> None:
         pass
 
 
+def redirect_output(path: Path) -> None:
+    """Send stdout and stderr to ``path``, created with the child's own uid, never via a link."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    for target in (1, 2):
+        os.dup2(fd, target)
+    os.close(fd)
+
+
 def mark(records: Path, line: str) -> None:
     """Append one progress line; reopened each time, so student code closing fds cannot stop it."""
     with open(records / PROGRESS_FILE, "a", encoding="utf-8") as f:
@@ -86,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         drop_privileges(args.drop_uid, args.drop_gid if args.drop_gid is not None else args.drop_uid)
     no_new_privs()
     os.umask(0o077)
+    if args.log is not None:
+        redirect_output(args.log)
     if args.cwd is not None:
         os.chdir(args.cwd)
 

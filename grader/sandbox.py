@@ -288,14 +288,19 @@ class ChildSpec:
     env: dict[str, str]
     cwd: Path
     device: str = "cpu"
+    # Capabilities kept besides CAP_SETUID/CAP_SETGID when bwrap runs as root: a warm
+    # worker (grader.zygote) needs CAP_KILL, CAP_FOWNER and CAP_DAC_OVERRIDE to clean up
+    # after children of other uids; the children lose every capability when they drop
+    # to their uid.
+    capabilities: tuple[str, ...] = ()
 
 
-def child_python(args: list[str]) -> list[str]:
-    """``python -I -B -c <bootstrap> args``: the grader's child entry, never the cwd on sys.path."""
+def child_python(args: list[str], module: str = "grader.child") -> list[str]:
+    """``python -I -B -c <bootstrap> args``: ``module``'s ``main``, never the cwd on sys.path."""
     # os._exit: no atexit handler or leftover thread of the student runs after the probes.
     bootstrap = (
         "import os, sys; sys.path.insert(0, sys.argv.pop(1)); "
-        "from grader.child import main; rc = main(); "
+        f"from {module} import main; rc = main(); "
         "sys.stdout.flush(); sys.stderr.flush(); os._exit(rc)"
     )
     return [sys.executable, "-I", "-B", "-c", bootstrap, str(PROJECT_ROOT), *args]
@@ -308,6 +313,8 @@ def bwrap_command(spec: ChildSpec) -> list[str]:
     if is_root():
         # Only what the child needs to drop to its uid; everything else goes.
         cmd += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+        for capability in spec.capabilities:
+            cmd += ["--cap-add", capability]
     made: set[str] = {"/"}
 
     def dirs_for(target: Path) -> list[str]:
@@ -399,8 +406,13 @@ def preexec(limits: Limits) -> Callable[[], None]:
     return apply
 
 
-def start(spec: ChildSpec, *, mode: str, limits: Limits, identity: Identity) -> subprocess.Popen:
-    """Start the child: new session, limits, identity; stdout and stderr on one pipe."""
+def start(spec: ChildSpec, *, mode: str, limits: Limits, identity: Identity,
+          control: bool = False) -> subprocess.Popen:
+    """Start the child: new session, limits, identity; stdout and stderr on one pipe.
+
+    ``control``: stdin, stdout and stderr are three pipes instead (a warm worker's
+    requests, replies and diagnostics).
+    """
     kwargs: dict = {}
     if identity.drop_at == "exec":
         kwargs.update(user=identity.uid, group=identity.gid, extra_groups=[])
@@ -408,9 +420,9 @@ def start(spec: ChildSpec, *, mode: str, limits: Limits, identity: Identity) -> 
         command_for(spec, mode, identity),
         cwd=str(spec.cwd),
         env=spec.env,
-        stdin=subprocess.DEVNULL,
+        stdin=subprocess.PIPE if control else subprocess.DEVNULL,
         stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        stderr=subprocess.PIPE if control else subprocess.STDOUT,
         start_new_session=True,
         preexec_fn=preexec(limits),
         close_fds=True,
