@@ -1,8 +1,11 @@
 """Batch grading throughput: ``lab3 grade`` on N copies of the reference with -j 1 and -j 2.
 
 Run alone and serially: ``pytest benchmarks/test_batch_bench.py --benchmark-only``.
-Target (issue 4): -j 2 on a 2-core machine grades at least 1.7x the submissions per
-second of -j 1. Each copy must score 100; times are reported, never asserted.
+Targets (issues 4 and 6): -j 2 on a 2-core machine grades at least 1.7x the
+submissions per second of -j 1, with a peak memory under 1.5 GB per worker. Each
+case runs under bwrap (a warm worker per slot forks the children) and, beside it,
+with ``--sandbox none`` (a fresh process per child, importing torch each time).
+Each copy must score 100; times and memory are reported, never asserted.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from grader import sandbox
 from grader.batch import grade_batch
 
 REFERENCE = Path(__file__).resolve().parents[1] / "reference"
@@ -29,16 +33,28 @@ def submissions(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     return paths
 
 
+SANDBOXES = [
+    pytest.param("bwrap", id="warm-bwrap", marks=pytest.mark.skipif(
+        sandbox.bwrap_problem() is not None, reason=f"{sandbox.bwrap_problem()}")),
+    pytest.param("none", id="fresh-none"),
+]
+
+
+@pytest.mark.parametrize("mode", SANDBOXES)
 @pytest.mark.parametrize("jobs", [1, 2])
-def test_batch_grading(benchmark, submissions, tmp_path: Path, jobs: int) -> None:
-    benchmark.group = f"lab3 grade {COPIES} reference copies"
+def test_batch_grading(benchmark, submissions, tmp_path: Path, jobs: int, mode: str) -> None:
+    benchmark.group = f"lab3 grade {COPIES} reference copies [{mode}]"
     counter = iter(range(1000))
 
     def grade():
-        return grade_batch(submissions, out=tmp_path / f"run{next(counter)}", jobs=jobs, quiet=True)
+        return grade_batch(submissions, out=tmp_path / f"run{next(counter)}", jobs=jobs,
+                           sandbox_mode=mode, quiet=True)
 
     result = benchmark.pedantic(grade, rounds=1, iterations=1, warmup_rounds=0)
-    benchmark.extra_info["submissions_per_second"] = COPIES / result.seconds
+    benchmark.extra_info["submissions_per_second"] = round(COPIES / result.seconds, 4)
+    peaks = [e.get("resources", {}).get("peak_memory_mib") for e in result.entries]
+    benchmark.extra_info["peak_memory_mib_per_worker"] = max(
+        (p for p in peaks if p is not None), default=None)
     assert result.exit_code == 0
     assert sorted(result.graded) == sorted(Path(s).name for s in submissions)
     scores = [e.get("score") for e in result.entries]

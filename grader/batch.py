@@ -9,12 +9,14 @@ no cache exists) and imports the checks. For each submission it then:
    in the parent, with :mod:`grader.implementation`'s safe extractor (no absolute
    paths, no ``..``, no symlinks, capped) and its task modules' folder copied the
    same way. The parent never imports the submission;
-2. starts a fresh child (:mod:`grader.child`, never a fork of this process) in it,
-   under :mod:`grader.sandbox` (bubblewrap when available, resource limits, an
-   unprivileged uid when run as root), and watches the child's progress markers:
-   a task over its time budget, or the submission over its own, kills the whole
-   process tree and that task records a timeout; a crash costs the running task
-   only; a new child then probes the remaining tasks;
+2. runs a child (:mod:`grader.child`, never a fork of this process) on it under
+   :mod:`grader.sandbox` (resource limits, an unprivileged uid when run as root):
+   with bubblewrap, forked from the worker slot's warm process
+   (:mod:`grader.warm_worker`, :mod:`grader.zygote`), which imported torch once in
+   the slot's sandbox; with ``--sandbox none``, a fresh process. It watches the
+   child's progress markers: a task over its time budget, or the submission over
+   its own, kills the child's whole process tree and that task records a timeout;
+   a crash costs the running task only; a new child then probes the remaining tasks;
 3. reads the records back itself (no symlinks, no special files, size caps, then
    :meth:`Record.load`'s validation), never unpickling anything, and runs the same
    checks as ``pytest --impl`` on them (:func:`grader.grading.grade_records`);
@@ -23,7 +25,8 @@ no cache exists) and imports the checks. For each submission it then:
 
 A submission whose ``results.json`` exists is skipped unless ``force``, so an
 interrupted batch resumes where it stopped. ``jobs`` threads each manage one
-child at a time (the heavy work is in the children; checks are light).
+child at a time (the heavy work is in the children; checks are light); with
+bubblewrap each thread's slot keeps its warm process for the whole batch.
 """
 
 from __future__ import annotations

@@ -1,8 +1,11 @@
 """The child process of ``lab3 grade``: probes one submission, writes records, nothing else.
 
-Started by :mod:`grader.batch` as ``python -I -B -c <bootstrap> ...`` (see
+Run by :mod:`grader.batch` in the submission's scratch copy: under bubblewrap as
+a process forked from the worker slot's warm process (:mod:`grader.zygote` calls
+:func:`main` with the arguments; ``--log`` then names the file for its output),
+otherwise started as ``python -I -B -c <bootstrap> ...`` (see
 :func:`grader.sandbox.child_python`; ``python -m grader.child ...`` works too for
-debugging), in the submission's scratch copy, usually inside bubblewrap. It
+debugging). It
 
 1. drops to the unprivileged uid it is given (when started as root inside bwrap)
    and sets ``no_new_privs``, before any student code is imported;

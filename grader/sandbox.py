@@ -28,7 +28,10 @@ submission's scratch folder the only writable path (``/tmp`` is a small tmpfs).
 As root, bubblewrap runs without a user namespace and the child drops to its
 uid inside the sandbox (bwrap keeps only CAP_SETUID/CAP_SETGID for that, and
 the child sets ``no_new_privs``); as an ordinary user bubblewrap uses a user
-namespace and no uid change is possible.
+namespace and no uid change is possible. In ``lab3 grade`` one such sandbox
+holds a worker slot's warm process (:mod:`grader.zygote`), which also keeps
+CAP_KILL, CAP_FOWNER and CAP_DAC_OVERRIDE to clean up between children; its
+children get the limits above through the request, not through :func:`preexec`.
 """
 
 from __future__ import annotations
