@@ -18,6 +18,13 @@ Why this catches the mistakes (tests/harness/test_inference_checks.py):
     - ``predict_batch`` that mixes up the order: the 4 photos get 4 different
       (index, score) pairs from the reference, so any permutation shows.
 
+Error carried forward: the probe also records ``preprocessing.preprocess_image(path)``
+of each photo (the student's own preprocessing). A photo whose index or score differs
+from the reference's still passes when it equals what the grader's trusted model
+predicts on that recorded input: a preprocessing mistake (a wrong std, or the
+handout's "256x256" read as ``Resize((256, 256))``) is charged once, in Task 2, and
+``predict`` is judged on what it does with the preprocessing it was given.
+
 Rule on types: the handout's ``postprocess`` returns the index as a 0-d tensor
 (``pred_label_idx.squeeze_()``); the template says ``int``. A 0-d integer tensor
 index earns the ``return_types`` point with a note; the score must be a float.
@@ -33,7 +40,14 @@ import torch
 
 from grader.checking import CheckContext, CheckFailed, Outcome, partial, passed, require_call
 from grader.inputs import image_paths
-from grader.probing import ProbeContext, call, model_facts, new_record
+from grader.probing import (
+    ImplementationError,
+    ProbeContext,
+    call,
+    model_facts,
+    new_record,
+    put_tensor,
+)
 from grader.records import Record, plain, type_name
 
 POINTER = "Task 3: predict in inference.py"
@@ -41,6 +55,9 @@ POINTER_BATCH = "Task 3: predict_batch in inference.py"
 SCORE_ATOL = 1e-4
 MAX_BATCH_ITEMS = 64
 INTEGER_DTYPES = ("int64", "int32", "int16", "int8", "uint8")
+OWN_INPUT_ELEMENTS = 3 * 512 * 512  # a preprocessed photo larger than this is not re-run
+ECF_NOTE = ("equals the trusted model's prediction on your own preprocessing (its mistakes "
+            "are charged in Task 2)")
 
 
 def grader_labels() -> dict[int, str]:
@@ -79,7 +96,24 @@ def probe(ctx: ProbeContext) -> Record:
         batch["items"] = [result_info(item) for item in items[:MAX_BATCH_ITEMS]]
     record.data["batch"] = batch
     record.data["batch_model_facts"] = model_facts(model)
+    record.data["own_inputs"] = _own_inputs(ctx, record, photos)
     return record
+
+
+def _own_inputs(ctx: ProbeContext, record: Record, photos: list) -> list[bool]:
+    """Record the student's own ``preprocess_image`` of each photo (error carried forward).
+
+    Returns, per photo, whether a tensor was recorded as ``own_input_<i>``.
+    """
+    try:
+        prep = ctx.module("preprocessing")
+    except ImplementationError:
+        return []
+    stored = []
+    for i, path in enumerate(photos):
+        out = call(record, f"preprocess_{i}", prep.preprocess_image, str(path))
+        stored.append(put_tensor(record, f"own_input_{i}", out, max_elements=OWN_INPUT_ELEMENTS))
+    return stored
 
 
 def result_info(out: Any) -> dict[str, Any]:
@@ -207,23 +241,59 @@ def _compare(got: Any, ref: Any) -> str | None:
     return None
 
 
+def own_prediction(student: Record, i: int, ctx: CheckContext) -> dict[str, Any] | None:
+    """The trusted model's top-1 on the student's own preprocessing of photo ``i``.
+
+    ``{"index": int, "score": float}``, or None when no usable ``(1, 3, H, W)``
+    (or ``(3, H, W)``) finite float tensor of at least 32x32 was recorded.
+    """
+    tensor = student.tensors.get(f"own_input_{i}")
+    if type(tensor) is not torch.Tensor or not tensor.is_floating_point():
+        return None
+    if tensor.dim() == 3:
+        tensor = tensor.unsqueeze(0)
+    if tensor.dim() != 4 or tuple(tensor.shape[:2]) != (1, 3) or min(tensor.shape[2:]) < 32 \
+            or not bool(torch.isfinite(tensor).all()):
+        return None
+    with torch.inference_mode():
+        probs = torch.softmax(ctx.trusted_model()(tensor.float()), dim=1)
+    score, index = probs.max(dim=1)
+    return {"index": int(index), "score": float(score)}
+
+
+def _matches_own(got: Any, own: dict[str, Any] | None, *, score: bool) -> bool:
+    """Whether ``got``'s index and label (or its score) equal ``own``, the trusted model's
+    prediction on the student's own preprocessing."""
+    if own is None or _shape_problem(got):
+        return False
+    if score:
+        value = _number(got.get("score"))
+        return value is not None and abs(value - own["score"]) <= SCORE_ATOL
+    index, _ = _index(got.get("index"))
+    return index == own["index"] and _label_text(got) == grader_labels().get(index)
+
+
 def check_top1_index(student: Record, reference: Record, ctx: CheckContext) -> Outcome:
     rows = _results(student, reference)
-    failures = []
+    failures, carried = [], 0
     for i, (name, got, ref) in enumerate(rows):
         problem = _call_problem(student, i) or _compare(got, ref)
+        if problem and not _call_problem(student, i) and \
+                _matches_own(got, own_prediction(student, i, ctx), score=False):
+            problem, carried = None, carried + 1
         if problem:
             failures.append(f"{name}: {problem}")
     good = len(rows) - len(failures)
+    note = f" ({carried} {ECF_NOTE})" if carried else ""
     if not failures:
-        return passed(f"same top-1 class as the reference on all {good} photos")
-    return partial(good / len(rows), f"{good} of {len(rows)} photos right; " +
+        return passed(f"same top-1 class as the reference on all {good} photos{note}")
+    return partial(good / len(rows), f"{good} of {len(rows)} photos right{note}; " +
                    "; ".join(failures[:2]))
 
 
 def check_top1_score(student: Record, reference: Record, ctx: CheckContext) -> Outcome:
     rows = _results(student, reference)
-    failures = []
+    failures, carried = [], 0
     for i, (name, got, ref) in enumerate(rows):
         problem = _call_problem(student, i) or _shape_problem(got)
         if problem is None:
@@ -237,14 +307,19 @@ def check_top1_score(student: Record, reference: Record, ctx: CheckContext) -> O
                 problem = (f"score {score:.4g} is not a probability; apply "
                            "F.softmax(output, dim=1) before taking the top-1")
             elif ref_score is None or abs(score - ref_score) > SCORE_ATOL:
-                problem = (f"score {score:.6f}, the reference's {ref_score:.6f} (tolerance "
-                           f"{SCORE_ATOL:g}); softmax over dim=1 of the logits")
+                if _matches_own(got, own_prediction(student, i, ctx), score=True):
+                    carried += 1
+                else:
+                    problem = (f"score {score:.6f}, the reference's {ref_score:.6f} "
+                               f"(tolerance {SCORE_ATOL:g}); softmax over dim=1 of the logits")
         if problem:
             failures.append(f"{name}: {problem}")
     good = len(rows) - len(failures)
+    note = f" ({carried} {ECF_NOTE})" if carried else ""
     if not failures:
-        return passed(f"top-1 scores match the reference within {SCORE_ATOL:g} on {good} photos")
-    return partial(good / len(rows), f"{good} of {len(rows)} photos right; " +
+        return passed(f"top-1 scores match the reference within {SCORE_ATOL:g} on {good} "
+                      f"photos{note}")
+    return partial(good / len(rows), f"{good} of {len(rows)} photos right{note}; " +
                    "; ".join(failures[:2]))
 
 
@@ -298,6 +373,10 @@ def check_batch(student: Record, reference: Record, ctx: CheckContext) -> Outcom
             score, ref_score = _number(item.get("score")), _number(ref.get("score"))
             if score is None or ref_score is None or abs(score - ref_score) > SCORE_ATOL:
                 problem = f"score {score}, predict on this image alone gives {ref_score}"
+        if problem:
+            own = own_prediction(student, i, ctx)
+            if _matches_own(item, own, score=False) and _matches_own(item, own, score=True):
+                problem = None
         if problem:
             problems.append(f"predict_batch result {i} ({names[i]}): {problem}")
     if not problems:

@@ -59,6 +59,13 @@ def test_matmul_rate_is_positive() -> None:
     assert _bench.matmul_gflops("cpu", size=64, repeats=1) > 0
 
 
+def test_the_yardstick_is_the_better_of_matmul_and_convolution(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_bench, "CONV_SHAPE", (1, 8, 8, 8))
+    rates = _bench.peak_gflops("cpu", repeats=1)
+    assert rates["peak"] == max(rates["matmul"], rates["conv"]) > 0
+
+
 def test_preprocess_reference_equals_handout() -> None:
     paths = inference.photos()[:2]
     got = inference.preprocess_workload("reference", paths)

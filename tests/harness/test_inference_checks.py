@@ -121,3 +121,34 @@ def test_hostile_batch_fails_batch(grade_variant, value: str) -> None:
     source = f"def predict_batch(model, imgs, labels):\n    return {value}\n"
     graded = grade_variant({"inference.py": source}, tasks=["inference"])
     assert graded.failed("inference") == ["batch"]
+
+
+# Error carried forward: predict is judged on the preprocessing it was given.
+WRONG_STD = ("transform = transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224), "
+             "transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, [0.5, 0.5, 0.5])])\n")
+SQUASHED = ("transform = transforms.Compose([transforms.Resize((256, 256)), "
+            "transforms.CenterCrop(224), transforms.ToTensor(), "
+            "transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])\n")
+OWN_PIPELINE_IN_PREDICT = (
+    "def predict(model, img, labels):\n"
+    "    x = transforms.ToTensor()(load_image(img).resize((224, 224))).unsqueeze(0)\n"
+    "    with torch.no_grad():\n"
+    "        probs = F.softmax(model(x), dim=1)\n"
+    "    score, index = probs.max(dim=1)\n"
+    "    return labels[int(index)], int(index), float(score)\n"
+)
+
+
+@pytest.mark.parametrize("transform", [WRONG_STD, SQUASHED], ids=["wrong_std", "squashed"])
+def test_a_preprocessing_mistake_costs_no_task_3_points(grade_variant, transform: str) -> None:
+    graded = grade_variant({"preprocessing.py": transform}, tasks=["inference"])
+    assert {c.name: c.score for c in graded.results["inference"].checks} == FULL
+    assert "own preprocessing" in graded.check("inference", "top1_score").message
+
+
+def test_predict_that_bypasses_the_preprocessing_still_loses_points(grade_variant) -> None:
+    source = ("from torchvision import transforms\nfrom .preprocessing import load_image\n"
+              + OWN_PIPELINE_IN_PREDICT)
+    graded = grade_variant({"inference.py": source}, tasks=["inference"])
+    assert "top1_score" in graded.failed("inference")
+    assert "reference's" in graded.check("inference", "top1_score").message
