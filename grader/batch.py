@@ -235,10 +235,21 @@ class Batch:
     lock: threading.Lock = field(default_factory=threading.Lock)
     workers: dict[int, WarmWorker] = field(default_factory=dict)
 
+    warm_problem: str | None = None  # why warm workers were given up, if they were
+
     @property
     def warm(self) -> bool:
         """Children are forked from a warm worker per slot (bwrap), not started afresh."""
-        return self.mode == "bwrap"
+        return self.mode == "bwrap" and self.warm_problem is None
+
+    def give_up_warm(self, problem: str) -> None:
+        """Start every later child afresh (still in bwrap) and say why, once."""
+        with self.lock:
+            if self.warm_problem is not None:
+                return
+            self.warm_problem = problem
+        print(f"lab3 grade: warm workers unavailable ({problem.splitlines()[0]}); starting a "
+              "fresh process per child instead", file=sys.stderr)
 
     def worker(self, slot: int) -> WarmWorker:
         """Slot ``slot``'s warm worker (its process starts on first use)."""
@@ -620,22 +631,22 @@ class SubmissionRun:
                               cpu_seconds=cpu, output_bytes=limits.output_bytes)
 
     def start_child(self, tasks: list[str]):
-        """A child probing ``tasks``: forked from the slot's warm worker, or a fresh process.
-
-        Raises:
-            GraderError: the warm worker cannot be started (the grader's problem).
-        """
+        """A child probing ``tasks``: forked from the slot's warm worker, or a fresh process
+        (``--sandbox none``, or once a warm worker failed to start: the batch goes on)."""
         b = self.batch
+        child = None
         if b.warm:
             worker = b.worker(self.slot)
             log = self.scratch / "output" / f"child-{self.children + 1}.log"
             try:
                 child = worker.fork([*self.child_args(tasks), "--log", str(log)],
                                     self.child_env(), self.limits(), log)
+                running = (worker.proc, self.identity)
             except WorkerError as exc:
-                raise GraderError(f"{self.sub.name}: {exc}") from exc
-            running = (worker.proc, self.identity)
-        else:
+                # The grader's problem, not the student's: grade on without warm workers.
+                self.logs.append(f"--- warm worker: {exc} ---")
+                b.give_up_warm(str(exc))
+        if child is None:
             proc = sandbox.start(self.child_spec(tasks), mode=b.mode, limits=self.limits(),
                                  identity=self.identity)
             child = FreshChild(proc, self.identity, b.limits.output_bytes)

@@ -109,6 +109,22 @@ def test_the_log_line_names_the_peak_memory_of_each_child(tmp_path: Path) -> Non
     assert "peak memory" in (out / "student_template" / "log.txt").read_text()
 
 
+def test_a_worker_that_cannot_start_leaves_fresh_children_to_grade(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    from grader.warm_worker import WorkerError
+
+    def broken(self) -> None:
+        raise WorkerError("the warm worker did not start (simulated)")
+
+    monkeypatch.setattr(WarmWorker, "ensure", broken)
+    out = tmp_path / "out"
+    assert main(["grade", "reference", "--out", str(out), "--tasks", "model",
+                 "--sandbox", "bwrap", "-q"]) == 0
+    assert _model_points(out, "reference")[0] == 10
+    assert "warm workers unavailable" in capsys.readouterr().err
+    assert "simulated" in (out / "reference" / "log.txt").read_text()
+
+
 # --------------------------------------------------------------------------- the worker itself
 
 
