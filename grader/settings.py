@@ -1,7 +1,7 @@
 """Probe settings: the smallest inputs that still catch every wrong implementation.
 
 Each field says why its value is enough; the grader's own tests
-(``tests/harness/test_wrong_implementations.py``) hold the mistakes these
+(``tests/harness/test_<task>_checks.py``) hold the wrong implementations these
 settings must catch.
 """
 
@@ -26,6 +26,11 @@ class ProbeSettings:
     # Two NoiseTunnel sample counts (2 and 4) tell "nt_samples ignored" apart.
     nt_samples: int = 2
     nt_stdevs: float = 0.1
+    # Task 9's checks look at which algorithms ran and whether their maps are finite,
+    # distinct and shaped like the input, never at values against the reference's:
+    # 32x32 keeps the five maps distinct and quarters the cost of the student's
+    # Occlusion sweep (~200 forward passes in the reference), the costliest probe.
+    comparison_size: int = 32
     seed: int = 0
 
     def to_dict(self) -> dict[str, object]:

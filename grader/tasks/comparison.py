@@ -3,7 +3,8 @@
 Probe
     ``compare_attributions(model, x, target, n_steps=ig_steps, seed=seed)`` on a
     fresh model copy after ``torch.manual_seed(seed)``, with the probe photo at
-    ``image_size`` and the trusted model's top-1 class (computed before any student
+    ``comparison_size`` (32x32, see :mod:`grader.settings`) and the trusted model's
+    top-1 class (computed before any student
     call). If it returns an exact ``dict``, its first :data:`MAX_ALGORITHMS`
     entries are recorded: the name (exact ``str`` keys only) and the map (only an
     exact dense ``torch.Tensor`` or ndarray; its type and shape are noted either
@@ -73,7 +74,7 @@ def probe(ctx: ProbeContext) -> Record:
     mod = ctx.module("comparison")
     record = new_record("comparison")
     s = ctx.settings
-    inputs, display = probe_inputs(s.image_size)
+    inputs, display = probe_inputs(s.comparison_size)
     record.data["input_shape"] = list(inputs.shape)
     model = ctx.fresh_model()
     target = top1(model, inputs.to(ctx.device))
@@ -91,7 +92,7 @@ def probe(ctx: ProbeContext) -> Record:
         given = {e["name"]: record.tensors[e["tensor"]].clone() for e in entries
                  if e.get("valid")}
         record.data["plot_given"] = "rebuilt" if given else "stand_in"
-        given = given or stand_in_maps(s.image_size)
+        given = given or stand_in_maps(s.comparison_size)
     record.data["plot_names"] = [str.__str__(k) for k in dict.keys(given)][:MAX_ALGORITHMS]
     del result
     with closing_figures():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from grader.settings import DEFAULT_SETTINGS
 from grader.tasks import comparison as task
 from tests.harness.hostile import HOSTILE_CLASSES, params
 
@@ -12,6 +13,7 @@ from tests.harness.hostile import HOSTILE_CLASSES, params
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:captum")
 
 FULL = {"algorithms": 4.0, "outputs": 4.0, "figure": 2.0}
+SIZE = DEFAULT_SETTINGS.comparison_size
 
 # Five one-pass algorithms (a valid solution, cheap enough for many variants); the wrong
 # variants below edit its result or the figure.
@@ -75,7 +77,7 @@ WRONG = {
         # (H, W) maps: not shaped like the input; the plot is still graded on the
         # grader's own maps.
         _then("    return {name: value[0].sum(0) for name, value in result.items()}\n"),
-        {"outputs": "has shape (64, 64)"},
+        {"outputs": f"has shape ({SIZE}, {SIZE})"},
         {"outputs": 0.0},
     ),
     "figure_without_titles": (
