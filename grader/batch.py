@@ -266,11 +266,12 @@ class Batch:
         home.chmod(0o755)
         env = {**self.base_env(), "HOME": str(home), "MPLCONFIGDIR": str(home / "mpl"),
                "TMPDIR": "/tmp"}
+        # Its home is read-only in the sandbox: a child running as the same uid
+        # (bubblewrap as an ordinary user) cannot leave anything there for the next one.
         return sandbox.ChildSpec(
             argv=sandbox.child_python(["--folder", str(folder)], module="grader.zygote"),
-            scratch=folder,
-            readonly=(self.child_weights,), hidden=self.hidden, env=env, cwd=folder,
-            device=self.device, capabilities=ZYGOTE_CAPABILITIES,
+            scratch=folder, readonly=(self.child_weights, home), hidden=self.hidden, env=env,
+            cwd=folder, device=self.device, capabilities=ZYGOTE_CAPABILITIES,
         )
 
     def zygote_limits(self) -> sandbox.Limits:

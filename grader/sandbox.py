@@ -351,7 +351,9 @@ def bwrap_command(spec: ChildSpec) -> list[str]:
     binds += python_paths()
     binds += [PROJECT_ROOT / n for n in ("fixtures", "student_template")
               if (PROJECT_ROOT / n).is_dir()]
-    binds += [p.resolve() for p in spec.readonly]
+    scratch = spec.scratch.resolve()
+    readonly = [p.resolve() for p in spec.readonly]
+    binds += [p for p in readonly if not p.is_relative_to(scratch)]
     bound: list[Path] = []
     # Shortest paths first, and a path inside one already bound is skipped.
     for path in sorted(set(binds), key=lambda p: (len(p.parts), str(p))):
@@ -360,8 +362,10 @@ def bwrap_command(spec: ChildSpec) -> list[str]:
         bound.append(path)
         cmd += [*dirs_for(path), "--ro-bind", str(path), str(path)]
         made.add(str(path))
-    scratch = spec.scratch.resolve()
     cmd += [*dirs_for(scratch), "--bind", str(scratch), str(scratch)]
+    # Read-only parts of the scratch (a warm worker's own home) go over its bind.
+    for path in sorted(p for p in readonly if p.is_relative_to(scratch) and p.exists()):
+        cmd += ["--ro-bind", str(path), str(path)]
     for path in spec.hidden:
         path = path.resolve()
         if not path.exists() or not any(path.is_relative_to(b) for b in bound):

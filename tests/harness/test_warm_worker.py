@@ -33,7 +33,11 @@ _load_model = load_model
 
 def load_model(device="cpu"):
     import os
-    for path in ("/tmp/lab3-left-behind", "/dev/shm/lab3-left-behind"):
+    from pathlib import Path
+    # The worker's home lies next to this submission's folder, in the slot's folder.
+    home = Path.cwd().parent.parent / "zygote-home"
+    for path in ("/tmp/lab3-left-behind", "/dev/shm/lab3-left-behind",
+                 str(home / "lab3-left-behind"), str(home / "mpl" / "lab3-left-behind")):
         try:
             open(path, "w").close()
         except OSError:
@@ -55,7 +59,10 @@ _load_model = load_model
 
 def load_model(device="cpu"):
     import os
-    seen = [p for p in ("/tmp/lab3-left-behind", "/dev/shm/lab3-left-behind")
+    from pathlib import Path
+    home = Path.cwd().parent.parent / "zygote-home"
+    seen = [p for p in ("/tmp/lab3-left-behind", "/dev/shm/lab3-left-behind",
+                        str(home / "lab3-left-behind"), str(home / "mpl" / "lab3-left-behind"))
             if os.path.exists(p)]
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
