@@ -269,7 +269,10 @@ class Batch:
         # Its home is read-only in the sandbox: a child running as the same uid
         # (bubblewrap as an ordinary user) cannot leave anything there for the next one.
         return sandbox.ChildSpec(
-            argv=sandbox.child_python(["--folder", str(folder)], module="grader.zygote"),
+            argv=sandbox.child_python([
+                "--folder", str(folder), "--weights-kind", self.weights.kind,
+                "--weights-path", str(self.child_weights),
+                "--weights-sha256", self.weights.sha256], module="grader.zygote"),
             scratch=folder, readonly=(self.child_weights, home), hidden=self.hidden, env=env,
             cwd=folder, device=self.device, capabilities=ZYGOTE_CAPABILITIES,
         )

@@ -19,6 +19,7 @@ ever read, never written.
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import json
 import os
@@ -100,7 +101,14 @@ class ResolvedWeights:
         return torch.load(self.path, map_location="cpu", weights_only=True)
 
     def build_model(self, device: str | torch.device = "cpu") -> torch.nn.Module:
-        """A fresh torchvision ResNet-34 holding these weights, in eval mode."""
+        """A fresh torchvision ResNet-34 holding these weights, in eval mode.
+
+        In a child of a warm worker that preloaded these weights (:func:`preload_model`),
+        a copy of that model (about 30 ms instead of 230 ms to initialise and load).
+        """
+        preloaded = _PRELOADED.get((str(self.path), self.sha256))
+        if preloaded is not None:
+            return copy.deepcopy(preloaded).to(device)
         from torchvision.models import resnet34
 
         model = resnet34(weights=None)
@@ -109,6 +117,26 @@ class ResolvedWeights:
 
     def to_dict(self) -> dict[str, str]:
         return {"id": self.id, "kind": self.kind, "sha256": self.sha256, "path": str(self.path)}
+
+
+# Models built once by a warm worker (grader.zygote) before it forks its children,
+# keyed by (checkpoint path, sha256).
+_PRELOADED: dict[tuple[str, str], torch.nn.Module] = {}
+
+
+def preload_model(weights: ResolvedWeights) -> None:
+    """Build ``weights``' model once, for :meth:`ResolvedWeights.build_model` to copy.
+
+    Called by a warm worker, which must stay free of OpenMP threads until it forks:
+    it builds with one intra-op thread, so no parallel region (and no thread team)
+    is ever entered.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _PRELOADED[(str(weights.path), weights.sha256)] = weights.build_model()
+    finally:
+        torch.set_num_threads(threads)
 
 
 def cache_dir() -> Path:

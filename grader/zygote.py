@@ -7,9 +7,10 @@ It never runs student code itself:
 1. it makes itself non-dumpable (a child running as the same uid, as with an
    unprivileged bubblewrap, can then neither ptrace it nor open its ``/proc``
    files, the control pipes included), imports what every probe needs (torch,
-   torchvision, Captum, matplotlib, the grader's task modules) without running a
-   single tensor operation, so no OpenMP or CUDA state exists yet to be broken by
-   ``fork``, and writes ``{"ready": ...}``;
+   torchvision, Captum, matplotlib, the grader's task modules), builds the
+   trusted ResNet-34 once with a single intra-op thread (no OpenMP thread team and
+   no CUDA state exist yet to be broken by ``fork``; the children copy the model),
+   and writes ``{"ready": ...}``;
 2. for each ``{"op": "run", ...}`` line on stdin it forks a child that starts a
    new session, puts ``/dev/null`` on its standard streams, closes every other
    descriptor (the control pipes), takes the request's environment and resource
@@ -231,6 +232,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m grader.zygote", description=__doc__)
     parser.add_argument("--folder", required=True, type=Path,
                         help="the slot's folder, bound into the sandbox (never cleaned)")
+    parser.add_argument("--weights-kind", default=None)
+    parser.add_argument("--weights-path", type=Path, default=None,
+                        help="checkpoint whose model is built once, before any fork")
+    parser.add_argument("--weights-sha256", default=None)
     return parser.parse_args(argv)
 
 
@@ -240,6 +245,11 @@ def main(argv: list[str] | None = None) -> int:
     control = Control()
     try:
         preload()
+        if args.weights_path is not None:
+            from grader.weights import ResolvedWeights, preload_model
+
+            preload_model(ResolvedWeights(kind=args.weights_kind, path=args.weights_path,
+                                          sha256=args.weights_sha256))
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which gives up
         control.send({"error": f"{type(exc).__name__}: {exc}"[:2000]})
         return 1

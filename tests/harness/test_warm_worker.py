@@ -147,10 +147,17 @@ def slot() -> Iterator[Path]:
 
 
 def _worker(folder: Path) -> WarmWorker:
+    from grader.weights import resolve_weights
+
+    weights = resolve_weights("standin")
+
     def spec_for(slot: Path) -> sandbox.ChildSpec:
+        # It builds the model too, as in a batch: the thread test below covers that.
+        args = ["--folder", str(slot), "--weights-kind", weights.kind,
+                "--weights-path", str(weights.path), "--weights-sha256", weights.sha256]
         return sandbox.ChildSpec(
-            argv=sandbox.child_python(["--folder", str(slot)], module="grader.zygote"),
-            scratch=slot, readonly=(), hidden=(), cwd=slot,
+            argv=sandbox.child_python(args, module="grader.zygote"),
+            scratch=slot, readonly=(weights.path,), hidden=(), cwd=slot,
             env={"PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg", "HOME": str(slot),
                  "MPLCONFIGDIR": str(slot / "mpl"), "OMP_NUM_THREADS": "1"},
             capabilities=("CAP_KILL", "CAP_FOWNER", "CAP_DAC_OVERRIDE"),

@@ -135,3 +135,17 @@ def test_an_inherited_private_torch_home_is_not_the_users_cache(
     monkeypatch.setenv("LAB3_CACHE_DIR", str(tmp_path / "child-cache"))
     monkeypatch.setenv("TORCH_HOME", str(parent_home))
     assert W.resolve_weights("auto").kind == "standin"
+
+
+def test_a_preloaded_model_is_copied_for_each_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(W, "_PRELOADED", {})
+    weights = W.resolve_weights("standin")
+    W.preload_model(weights)
+    first, second = weights.build_model(), weights.build_model()
+    assert first is not second and not first.training
+    fresh = dict(first.state_dict())
+    for name, tensor in second.state_dict().items():
+        assert torch.equal(tensor, fresh[name]), name
+    with torch.no_grad():
+        first.fc.weight.zero_()  # what one probe's student does to its copy...
+    assert bool(second.fc.weight.abs().sum() > 0)  # ...never reaches the next copy
