@@ -7,9 +7,10 @@ the straightforward version where it only describes the task.
   the same tensor as the reference so a benchmark compares cost, not answers.
   ``predict`` follows the Task 3 inference graph (open, preprocess, model, postprocess)
   with autograd on, as the handout's notebook runs it; ``predict_each`` loops it.
-- Task 5 (verbatim): ``visualize_filter``; only change: it takes ``seed`` and
+- Task 5 (verbatim): ``visualize_filter``; only changes: it takes ``seed`` and
   ``image_size`` (the handout hard-codes an unseeded 224x224 start), so its result
-  can be compared with the reference's.
+  can be compared with the reference's, and its loop is ``optimize_filter_image``
+  (the image before ``postprocess_filter``, which tests/reference compares).
 - Tasks 6 and 8 (the Captum tutorial's calls): ``integrated_gradients`` one
   integration step per forward pass (``internal_batch_size=1``); ``noise_tunnel_each``
   one NoiseTunnel run per ``nt_type``.
@@ -100,6 +101,12 @@ def postprocess_filter(img_tensor: torch.Tensor):
 
 def visualize_filter(model, layer: str, filter_index: int, iterations: int = 50, lr: float = 0.1, *, seed: int | None = None, image_size: int = 224) -> np.ndarray:
     """Generates an image that maximally activates a specified filter."""
+    image = optimize_filter_image(model, layer, filter_index, iterations, lr, seed=seed, image_size=image_size)
+    return postprocess_filter(image)
+
+
+def optimize_filter_image(model, layer, filter_index: int, iterations: int = 50, lr: float = 0.1, *, seed: int | None = None, image_size: int = 224) -> torch.Tensor:
+    """The handout's visualize_filter up to its return: the optimised image, ``(1, 3, S, S)``."""
     if seed is not None:  # added: seeded start
         torch.manual_seed(seed)
     # Start with a random noise image (our canvas)
@@ -126,4 +133,4 @@ def visualize_filter(model, layer: str, filter_index: int, iterations: int = 50,
         optimizer.step()
 
     handle.remove() # Clean up the hook
-    return postprocess_filter(image)
+    return image.detach()

@@ -1,7 +1,8 @@
 """Task 5 reference: ``visualize_filter`` and ``plot_filter_grid``.
 
 Small settings (64x64, a few Adam steps) keep each test well under a second; the
-handout's own function, copied below, is the oracle.
+handout's own function (``benchmarks/handout.py``, the benchmarks' baseline too) is
+the oracle.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from benchmarks.handout import optimize_filter_image
 from reference.filters import (
     DEFAULT_FILTERS,
     DEFAULT_LAYERS,
@@ -29,29 +31,6 @@ FILTER = 5
 # BatchNorm: its output is then changed in place by ReLU(inplace=True), which the
 # handout's hook sees and a forward pass stopped at the layer (rightly) does not.
 LAYERS = [*DEFAULT_LAYERS, "maxpool", "layer3"]
-
-
-def handout_visualize_filter(model, layer, filter_index, iterations=50, lr=0.1, *, seed, image_size):
-    """The handout's ``visualize_filter``, seeded and returning the raw optimised image."""
-    torch.manual_seed(seed)
-    image = torch.randn(1, 3, image_size, image_size, requires_grad=True)
-    optimizer = torch.optim.Adam([image], lr=lr, weight_decay=1e-6)
-
-    activation = None
-
-    def hook(model, input, output):
-        nonlocal activation
-        activation = output
-
-    handle = layer.register_forward_hook(hook)
-    for _ in range(iterations):
-        optimizer.zero_grad()
-        model(image)
-        loss = -torch.mean(activation[0, filter_index])
-        loss.backward()
-        optimizer.step()
-    handle.remove()
-    return image.detach()
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +51,7 @@ def hooks(model: torch.nn.Module) -> dict[str, int]:
 
 @pytest.mark.parametrize("layer", LAYERS)
 def test_same_image_as_handout(trusted_model, oracle_model, layer):
-    expected = handout_visualize_filter(
+    expected = optimize_filter_image(
         oracle_model, oracle_model.get_submodule(layer), FILTER, STEPS, seed=0, image_size=SIZE
     )
     got = visualize_filter(trusted_model, layer, FILTER, STEPS, image_size=SIZE, seed=0)
@@ -81,7 +60,7 @@ def test_same_image_as_handout(trusted_model, oracle_model, layer):
 
 @pytest.mark.parametrize("layer", LAYERS)
 def test_same_achieved_activation_as_handout(trusted_model, oracle_model, layer):
-    expected = handout_visualize_filter(
+    expected = optimize_filter_image(
         oracle_model, oracle_model.get_submodule(layer), FILTER, STEPS, seed=0, image_size=SIZE
     )
     image, _ = maximize_activation(trusted_model, layer, FILTER, STEPS, image_size=SIZE, seed=0)
