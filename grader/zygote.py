@@ -239,10 +239,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def in_bubblewrap() -> bool:
+    """True inside a bubblewrap PID namespace (its PID 1 is bwrap's init)."""
+    try:
+        with open("/proc/1/cmdline", "rb") as f:
+            return Path(f.read().split(b"\0")[0].decode(errors="replace")).name == "bwrap"
+    except OSError:
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    _prctl(_PR_SET_DUMPABLE, 0)
     control = Control()
+    if not in_bubblewrap():
+        # Its clean-up kills every process it can see: only ever inside the sandbox.
+        control.send({"error": "grader.zygote runs only inside bubblewrap's PID namespace"})
+        return 2
+    _prctl(_PR_SET_DUMPABLE, 0)
     try:
         preload()
         if args.weights_path is not None:

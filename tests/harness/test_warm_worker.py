@@ -282,3 +282,15 @@ def test_the_slot_folder_survives_the_cleaning_of_tmp(slot: Path) -> None:
         assert marker.exists()
     finally:
         worker.shutdown()
+
+
+def test_the_zygote_refuses_to_run_outside_bubblewrap(tmp_path: Path) -> None:
+    # Its sweep kills every process it can signal: outside a sandbox that would be the
+    # user's whole session.
+    import subprocess
+
+    done = subprocess.run(sandbox.child_python(["--folder", str(tmp_path)], module="grader.zygote"),
+                          input=b"", capture_output=True, timeout=120, check=False)
+    assert done.returncode == 2
+    assert json.loads(done.stdout) == {
+        "error": "grader.zygote runs only inside bubblewrap's PID namespace"}
