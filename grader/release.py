@@ -237,9 +237,29 @@ def _strip_hidden_checks(dest: Path, hidden) -> float:
         if len(spans) != 2:
             raise ReleaseError(f"grader/tasks/{check.task}.py: expected a function "
                                f"check_{check.name} and a CHECKS entry {check.name!r}")
+        spans += _probe_spans(source, f"probe_{check.name}", check.task)
         path.write_text(_cut(source, spans))
         compile(path.read_text(), str(path), "exec")  # the cut left valid Python
     return hidden_points
+
+
+def _probe_spans(source: str, name: str, task: str) -> list[tuple[int, int]]:
+    """Line spans of the function ``name`` (a hidden check's own probing) and its calls.
+
+    None when the task has no such function; a call that is not a statement of its
+    own stops the build (cutting it would leave broken code).
+    """
+    tree = ast.parse(source)
+    defs = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name]
+    if not defs:
+        return []
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)
+             and getattr(n.func, "id", None) == name]
+    statements = [n for n in ast.walk(tree) if isinstance(n, ast.Expr)
+                  and isinstance(n.value, ast.Call) and getattr(n.value.func, "id", None) == name]
+    if len(calls) != len(statements):
+        raise ReleaseError(f"grader/tasks/{task}.py: call {name}(...) as a statement of its own")
+    return [(n.lineno, n.end_lineno) for n in [*defs, *statements]]
 
 
 def _write_project_files(dest: Path, hidden_points: float, described: list[str]) -> None:

@@ -5,17 +5,15 @@ Probe
     an exact ``transforms.Compose``, every step's exact type and parameters
     (Resize size / interpolation / max_size / antialias, CenterCrop size, Normalize
     mean / std). Then calls ``preprocess_image(path)`` once per photo fixture (4
-    photos) and once per edge fixture (grayscale, RGBA, palette, 16-bit, tiny,
-    large, EXIF-rotated, CMYK, ...) plus once with a numpy ``(H, W, 3)`` uint8
-    array made from the first photo, storing each returned tensor.
+    photos), storing each returned tensor. A hidden check's own probing (a
+    function of its own, cut from the students' copy by ``lab3 release``) adds
+    further inputs.
 
 Why these probes catch the mistakes (tests/harness/test_preprocessing_checks.py):
     - a wrong Normalize std / mean, a missing CenterCrop, a wrong order or
       interpolation show in the recorded structure (named in the message) and in
       every output (the photos are not square, so a missing crop changes the shape
-      and a wrong std moves every value far beyond rtol = atol = 1e-5);
-    - the edge images (hidden check) catch loaders that drop alpha onto black,
-      clip 16-bit images or ignore EXIF orientation.
+      and a wrong std moves every value far beyond rtol = atol = 1e-5).
 
 The Resize rule (fair to both readings of the handout)
     The handout says "Resize to scale image into 256x256 resolution", which admits
@@ -74,13 +72,25 @@ def probe(ctx: ProbeContext) -> Record:
         out = call(record, f"photo_{i}", mod.preprocess_image, str(path))
         put_tensor(record, f"photo_{i}", out)
 
+    probe_output_edge_cases(record, mod, photos)
+    return record
+
+
+def probe_output_edge_cases(record: Record, mod: Any, photos: list[Path]) -> None:
+    """The hidden check's inputs: ``preprocess_image`` once per edge fixture
+    (grayscale, RGBA, palette, 16-bit, tiny, large, EXIF-rotated, CMYK, ...) and once
+    with a numpy ``(H, W, 3)`` uint8 array made from the first photo.
+
+    They catch loaders that drop alpha onto black, clip 16-bit images or ignore EXIF
+    orientation. ``lab3 release`` cuts this function and its call out of the
+    students' copy (``probe_<hidden check name>``, see grader/release.py).
+    """
     edges: list[tuple[str, Any]] = [(p.name, str(p)) for p in image_paths("edge")]
     edges.append((ARRAY_PREFIX + photos[0].name, _array_input(photos[0])))
     record.data["edges"] = [name for name, _ in edges]
     for i, (_, source) in enumerate(edges):
         out = call(record, f"edge_{i}", mod.preprocess_image, source)
         put_tensor(record, f"edge_{i}", out)
-    return record
 
 
 def _array_input(photo: Path) -> np.ndarray:

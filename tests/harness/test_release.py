@@ -131,6 +131,14 @@ def test_hidden_checks_absent(release: Path) -> None:
                 assert check.name not in text, path
 
 
+def test_hidden_probing_cut_from_the_probe(release: Path) -> None:
+    for check in HIDDEN:
+        source = (release / "grader" / "tasks" / f"{check.task}.py").read_text()
+        key, prefix = HIDDEN_RECORD_DATA[check.id]
+        assert f"probe_{check.name}" not in source
+        assert f'"{key}"' not in source and f'f"{prefix}' not in source
+
+
 def test_hidden_inputs_stripped_from_records(release: Path) -> None:
     folder = release / "grader" / "reference_records" / "standin-v1"
     for check in HIDDEN:
