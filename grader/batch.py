@@ -61,6 +61,7 @@ from grader.implementation import (
 from grader.probing import ImplementationError
 from grader.records import MAX_JSON_BYTES, MAX_TENSOR_BYTES, Record, RecordError
 from grader.report import all_entries, load_entry, score_table, write_submission, write_summary
+from grader.sandbox import OutputCapture
 from grader.settings import DEFAULT_SETTINGS, ProbeSettings
 from grader.tasks import TASK_NAMES
 from grader.warm_worker import ZYGOTE_CAPABILITIES, WarmWorker, WorkerError
@@ -474,33 +475,6 @@ class FreshChild:
 
     def output(self, cap: int) -> str:
         return self.reader.text()
-
-
-class OutputCapture(threading.Thread):
-    """Reads the child's stdout+stderr, keeping the first and last ``cap // 2`` bytes."""
-
-    def __init__(self, stream, cap: int) -> None:
-        super().__init__(daemon=True)
-        self.stream, self.half = stream, max(1024, cap // 2)
-        self.head, self.tail, self.total = bytearray(), bytearray(), 0
-
-    def run(self) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            while chunk := self.stream.read1(65536):
-                self.total += len(chunk)
-                room = self.half - len(self.head)
-                if room > 0:
-                    self.head += chunk[:room]
-                    chunk = chunk[room:]
-                if chunk:
-                    self.tail += chunk
-                    del self.tail[: max(0, len(self.tail) - self.half)]
-
-    def text(self) -> str:
-        middle = len(self.head) + len(self.tail)
-        gap = f"\n[... {self.total - middle} bytes of output cut ...]\n" if self.total > middle else ""
-        return (bytes(self.head).decode("utf-8", "replace") + gap
-                + bytes(self.tail).decode("utf-8", "replace"))
 
 
 def _read_capped(dir_fd: int, name: str, cap: int) -> bytes | None:

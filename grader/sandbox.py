@@ -36,6 +36,7 @@ children get the limits above through the request, not through :func:`preexec`.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
@@ -466,6 +467,33 @@ def wait(proc: subprocess.Popen, timeout: float) -> tuple[int | None, int | None
         if returncode is not None or time.monotonic() >= deadline:
             return returncode, peak
         time.sleep(0.02)
+
+
+class OutputCapture(threading.Thread):
+    """Reads the child's stdout+stderr, keeping the first and last ``cap // 2`` bytes."""
+
+    def __init__(self, stream, cap: int) -> None:
+        super().__init__(daemon=True)
+        self.stream, self.half = stream, max(1024, cap // 2)
+        self.head, self.tail, self.total = bytearray(), bytearray(), 0
+
+    def run(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            while chunk := self.stream.read1(65536):
+                self.total += len(chunk)
+                room = self.half - len(self.head)
+                if room > 0:
+                    self.head += chunk[:room]
+                    chunk = chunk[room:]
+                if chunk:
+                    self.tail += chunk
+                    del self.tail[: max(0, len(self.tail) - self.half)]
+
+    def text(self) -> str:
+        middle = len(self.head) + len(self.tail)
+        gap = f"\n[... {self.total - middle} bytes of output cut ...]\n" if self.total > middle else ""
+        return (bytes(self.head).decode("utf-8", "replace") + gap
+                + bytes(self.tail).decode("utf-8", "replace"))
 
 
 # --------------------------------------------------------------------------- clean-up

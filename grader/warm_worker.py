@@ -20,6 +20,7 @@ import stat
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,14 +41,15 @@ class WorkerError(RuntimeError):
 class WarmWorker:
     """One slot's zygote: started on first use, restarted when it dies."""
 
-    def __init__(self, folder: Path, spec_for: Any, limits: sandbox.Limits) -> None:
+    def __init__(self, folder: Path, spec_for: Callable[[Path], sandbox.ChildSpec],
+                 limits: sandbox.Limits) -> None:
         """``spec_for(folder) -> sandbox.ChildSpec`` builds the zygote's sandbox spec."""
         self.folder = folder
         self._spec_for = spec_for
         self._limits = limits
         self.proc: subprocess.Popen | None = None
         self._messages: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        self._stderr: Any = None
+        self._stderr: sandbox.OutputCapture | None = None
         self.starts = 0
 
     # -- life cycle
@@ -64,8 +66,6 @@ class WarmWorker:
         if self.alive():
             return
         self.destroy()
-        from grader.batch import OutputCapture
-
         self.folder.mkdir(mode=0o711, exist_ok=True)
         self._messages = queue.Queue()
         self.proc = sandbox.start(self._spec_for(self.folder), mode="bwrap", limits=self._limits,
@@ -73,7 +73,7 @@ class WarmWorker:
         self.starts += 1
         threading.Thread(target=self._read_messages, args=(self.proc.stdout, self._messages),
                          daemon=True).start()
-        self._stderr = OutputCapture(self.proc.stderr, 64 * 1024)
+        self._stderr = sandbox.OutputCapture(self.proc.stderr, 64 * 1024)
         self._stderr.start()
         reply = self._reply("ready", READY_TIMEOUT)
         if reply is None or not reply.get("ready"):

@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 
 from grader import sandbox
-from grader.batch import OutputCapture, read_child_record
+from grader.batch import read_child_record
 from grader.cli import main
 from grader.records import Record
+from grader.sandbox import OutputCapture
 
 REPO = Path(__file__).resolve().parents[2]
 BWRAP_PROBLEM = sandbox.bwrap_problem()
