@@ -19,9 +19,11 @@ Checks
     ``agreement``: ``"noisy"`` equals the reference's ``"noisy"`` (same seed, so the
     same noise) to ``rtol`` :data:`RTOL`, ``atol`` :data:`ATOL_FRACTION` x max
     |reference|. ``nt_samples``: the rows of ``"noisy_x2"`` over the rows of
-    ``"noisy"`` match the reference's ratio (2) within 10%: extra plain forward
-    passes (a prediction) barely move the ratio, a hard-coded or ignored
-    ``nt_samples`` makes it 1. ``zero_noise``: ``"zero_noise"`` equals the
+    ``"noisy"`` match the reference's ratio (2), or the rows ``"noisy_x2"`` ran beyond
+    ``"noisy"`` match the reference's, within 10%: the ratio holds whatever one
+    sample costs, the difference whatever else the student runs (a prediction); a
+    hard-coded or ignored ``nt_samples`` gives ratio 1 and no extra rows.
+    ``zero_noise``: ``"zero_noise"`` equals the
     reference's ``"zero_noise"``, which is the reference's plain Integrated
     Gradients (``NoiseTunnel`` with ``stdevs=0`` averages identical IG maps; the
     harness tests hold the reference to that).
@@ -29,7 +31,7 @@ Checks
 Why these small settings are enough (tests/harness/test_noise_tunnel_checks.py):
     - another seed, or extra random draws before the noise: the noise differs
       everywhere, the maps differ by far more than the tolerance (``agreement``);
-    - ``nt_samples`` ignored or fixed: ratio 1 (``nt_samples``);
+    - ``nt_samples`` ignored or fixed: ratio 1, no extra rows (``nt_samples``);
     - Saliency (or any other base method) inside the tunnel: differs from the
       reference's IG with and without noise (``agreement``, ``zero_noise``);
     - ``stdevs`` ignored: the zero-noise map is noisy (``zero_noise``).
@@ -60,7 +62,7 @@ POINTER = "Task 8: noise_tunnel in noise_tunnel.py"
 RTOL = 1e-3
 ATOL_FRACTION = 1e-3
 # The rows ratio may drift by this fraction (a few extra plain forward passes).
-RATIO_TOLERANCE = 0.1
+ROWS_TOLERANCE = 0.1
 
 
 def _calls(nt_samples: int, stdevs: float) -> dict[str, dict[str, Any]]:
@@ -163,9 +165,14 @@ def check_nt_samples(student: Record, reference: Record, ctx: CheckContext) -> O
     n = reference.data["arguments"]["noisy"]["nt_samples"]
     if low <= 0:
         raise CheckFailed("the model you were given never ran; attribute with that model")
-    expected = ref_rows["noisy_x2"] / ref_rows["noisy"]
-    ratio = high / low
-    if abs(ratio - expected) <= RATIO_TOLERANCE * expected:
+    # Doubling nt_samples doubles the tunnel's rows (the ratio holds whatever one
+    # sample costs, e.g. another base method), or adds as many rows as the reference's
+    # (the difference holds whatever the student runs besides the tunnel, e.g. a
+    # prediction). An ignored or fixed nt_samples gives neither.
+    ratio, expected_ratio = high / low, ref_rows["noisy_x2"] / ref_rows["noisy"]
+    extra, expected_extra = high - low, ref_rows["noisy_x2"] - ref_rows["noisy"]
+    if abs(ratio - expected_ratio) <= ROWS_TOLERANCE * expected_ratio or (
+            expected_extra > 0 and abs(extra - expected_extra) <= ROWS_TOLERANCE * expected_extra):
         return passed(f"nt_samples={n} and {2 * n} ran {low} and {high} images through the "
                       "model")
     raise CheckFailed(

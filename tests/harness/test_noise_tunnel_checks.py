@@ -158,3 +158,17 @@ def test_other_tasks_keep_their_points(grade_variant) -> None:
                            tasks=["noise_tunnel", "attribution_viz"])
     assert graded.score("noise_tunnel") == 0
     assert graded.score("attribution_viz") == graded.max_score("attribution_viz")
+
+
+def test_predictions_besides_the_tunnel_keep_the_nt_samples_points(grade_variant) -> None:
+    # Five forward passes of its own per call (checking the target, say): the rows of
+    # the doubled call no longer double, but they grow by exactly the tunnel's.
+    source = _student_with(
+        "    nt = NoiseTunnel(",
+        "    with torch.no_grad():\n"
+        "        for _ in range(5):\n"
+        "            model(inputs)\n"
+        "    nt = NoiseTunnel(",
+    )
+    graded = grade_variant({"noise_tunnel.py": source}, tasks=["noise_tunnel"])
+    assert {c.name: c.score for c in graded.results["noise_tunnel"].checks} == FULL
