@@ -32,7 +32,9 @@ index earns the ``return_types`` point with a note; the score must be a float.
 
 from __future__ import annotations
 
+import functools
 import math
+import weakref
 from typing import Any
 
 import numpy as np
@@ -61,10 +63,18 @@ ECF_NOTE = ("equals the trusted model's prediction on your own preprocessing (it
 
 
 def grader_labels() -> dict[int, str]:
-    """Class index -> torchvision's class name (the grader's own, not the student's)."""
+    """Class index -> torchvision's class name (the grader's own, not the student's).
+
+    A new dict each call: one given to student code may be changed by it.
+    """
+    return dict(enumerate(_categories()))
+
+
+@functools.cache
+def _categories() -> tuple[str, ...]:
     from torchvision.models import ResNet34_Weights
 
-    return dict(enumerate(ResNet34_Weights.IMAGENET1K_V1.meta["categories"]))
+    return tuple(ResNet34_Weights.IMAGENET1K_V1.meta["categories"])
 
 
 # --------------------------------------------------------------------------- probe
@@ -241,13 +251,31 @@ def _compare(got: Any, ref: Any) -> str | None:
     return None
 
 
-def own_prediction(student: Record, i: int, ctx: CheckContext) -> dict[str, Any] | None:
-    """The trusted model's top-1 on the student's own preprocessing of photo ``i``.
+# own_predictions() of the records being checked, each with a weak reference to its record:
+# three checks ask for the same predictions, and an id may be reused once a record is gone.
+_OWN_PREDICTIONS: dict[int, tuple[weakref.ref, list[dict[str, Any] | None]]] = {}
 
-    ``{"index": int, "score": float}``, or None when no usable ``(1, 3, H, W)``
-    (or ``(3, H, W)``) finite float tensor of at least 32x32 was recorded.
+
+def own_predictions(student: Record, ctx: CheckContext) -> list[dict[str, Any] | None]:
+    """Per photo, the trusted model's top-1 on the student's own preprocessing of it.
+
+    ``{"index": int, "score": float}``, or None where no usable ``(1, 3, H, W)``
+    (or ``(3, H, W)``) finite float tensor of at least 32x32 was recorded. Computed
+    once per record, however many checks ask.
     """
-    tensor = student.tensors.get(f"own_input_{i}")
+    key = id(student)
+    cached = _OWN_PREDICTIONS.get(key)
+    if cached is not None and cached[0]() is student:
+        return cached[1]
+    photos = student.data.get("own_inputs")
+    predictions = [_own_prediction(student.tensors.get(f"own_input_{i}"), ctx)
+                   for i in range(len(photos) if isinstance(photos, list) else 0)]
+    _OWN_PREDICTIONS[key] = (weakref.ref(student, lambda _: _OWN_PREDICTIONS.pop(key, None)),
+                             predictions)
+    return predictions
+
+
+def _own_prediction(tensor: Any, ctx: CheckContext) -> dict[str, Any] | None:
     if type(tensor) is not torch.Tensor or not tensor.is_floating_point():
         return None
     if tensor.dim() == 3:
@@ -261,6 +289,11 @@ def own_prediction(student: Record, i: int, ctx: CheckContext) -> dict[str, Any]
     return {"index": int(index), "score": float(score)}
 
 
+def _own(student: Record, i: int, ctx: CheckContext) -> dict[str, Any] | None:
+    predictions = own_predictions(student, ctx)
+    return predictions[i] if i < len(predictions) else None
+
+
 def _matches_own(got: Any, own: dict[str, Any] | None, *, score: bool) -> bool:
     """Whether ``got``'s index and label (or its score) equal ``own``, the trusted model's
     prediction on the student's own preprocessing."""
@@ -270,16 +303,16 @@ def _matches_own(got: Any, own: dict[str, Any] | None, *, score: bool) -> bool:
         value = _number(got.get("score"))
         return value is not None and abs(value - own["score"]) <= SCORE_ATOL
     index, _ = _index(got.get("index"))
-    return index == own["index"] and _label_text(got) == grader_labels().get(index)
+    return index == own["index"] and _label_text(got) == _categories()[index]
 
 
 def check_top1_index(student: Record, reference: Record, ctx: CheckContext) -> Outcome:
     rows = _results(student, reference)
     failures, carried = [], 0
     for i, (name, got, ref) in enumerate(rows):
-        problem = _call_problem(student, i) or _compare(got, ref)
-        if problem and not _call_problem(student, i) and \
-                _matches_own(got, own_prediction(student, i, ctx), score=False):
+        call_problem = _call_problem(student, i)
+        problem = call_problem or _compare(got, ref)
+        if problem and not call_problem and _matches_own(got, _own(student, i, ctx), score=False):
             problem, carried = None, carried + 1
         if problem:
             failures.append(f"{name}: {problem}")
@@ -307,7 +340,7 @@ def check_top1_score(student: Record, reference: Record, ctx: CheckContext) -> O
                 problem = (f"score {score:.4g} is not a probability; apply "
                            "F.softmax(output, dim=1) before taking the top-1")
             elif ref_score is None or abs(score - ref_score) > SCORE_ATOL:
-                if _matches_own(got, own_prediction(student, i, ctx), score=True):
+                if _matches_own(got, _own(student, i, ctx), score=True):
                     carried += 1
                 else:
                     problem = (f"score {score:.6f}, the reference's {ref_score:.6f} "
@@ -374,7 +407,7 @@ def check_batch(student: Record, reference: Record, ctx: CheckContext) -> Outcom
             if score is None or ref_score is None or abs(score - ref_score) > SCORE_ATOL:
                 problem = f"score {score}, predict on this image alone gives {ref_score}"
         if problem:
-            own = own_prediction(student, i, ctx)
+            own = _own(student, i, ctx)
             if _matches_own(item, own, score=False) and _matches_own(item, own, score=True):
                 problem = None
         if problem:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 FULL = {"top1_index": 4.0, "top1_score": 3.0, "return_types": 1.0, "batch": 2.0}
 
@@ -152,3 +153,25 @@ def test_predict_that_bypasses_the_preprocessing_still_loses_points(grade_varian
     graded = grade_variant({"inference.py": source}, tasks=["inference"])
     assert "top1_score" in graded.failed("inference")
     assert "reference's" in graded.check("inference", "top1_score").message
+
+
+def test_own_predictions_run_the_trusted_model_once_per_photo(resolved_weights) -> None:
+    from grader.checking import CheckContext
+    from grader.records import Record
+    from grader.tasks.inference import own_predictions
+
+    class CountingModel(torch.nn.Module):
+        calls = 0
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            CountingModel.calls += 1
+            return torch.arange(1000.0).expand(x.shape[0], 1000)
+
+    ctx = CheckContext(weights=resolved_weights, _model=CountingModel())
+    record = Record(task="inference", data={"own_inputs": [True, True, False]},
+                    tensors={"own_input_0": torch.zeros(1, 3, 64, 64),
+                             "own_input_1": torch.zeros(3, 64, 64)})
+    first = own_predictions(record, ctx)
+    again = own_predictions(record, ctx)  # what the score and batch checks ask next
+    assert first == again and [p and p["index"] for p in first] == [999, 999, None]
+    assert CountingModel.calls == 2
