@@ -80,6 +80,22 @@ def require_call(record: Record, name: str, pointer: str) -> dict[str, Any]:
     )
 
 
+def require_figure(record: Record, call: str, figure: str, pointer: str, hint: str) -> dict[str, Any]:
+    """The facts :func:`grader.probing.figure_facts` recorded as ``figure`` after call ``call``.
+
+    Raises:
+        CheckFailed: the call did not return, or what it returned was not a Figure
+            (the message ends with ``hint``, e.g. "return the Figure").
+    """
+    require_call(record, call, pointer)
+    figures = record.data.get("figures")
+    facts = figures.get(figure) if isinstance(figures, dict) else None
+    if not isinstance(facts, dict) or "error" in facts:
+        detail = facts.get("error") if isinstance(facts, dict) else "no figure"
+        raise CheckFailed(f"{pointer}: {detail}; {hint}")
+    return facts
+
+
 def require_tensor(
     record: Record,
     name: str,

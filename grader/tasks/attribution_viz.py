@@ -39,7 +39,14 @@ from typing import Any
 
 import torch
 
-from grader.checking import CheckContext, CheckFailed, Outcome, partial, passed, require_call
+from grader.checking import (
+    CheckContext,
+    CheckFailed,
+    Outcome,
+    partial,
+    passed,
+    require_figure,
+)
 from grader.inputs import probe_inputs
 from grader.probing import ProbeContext, call, closing_figures, figure_facts, new_record
 from grader.records import Record
@@ -118,11 +125,7 @@ def title_matches(title: str, method: str, sign: str) -> bool:
 
 
 def _grid_axes(record: Record) -> list[dict[str, Any]]:
-    require_call(record, "grid", POINTER)
-    facts = record.data.get("figures", {}).get("grid")
-    if not isinstance(facts, dict) or "error" in facts:
-        detail = facts.get("error") if isinstance(facts, dict) else "no figure"
-        raise CheckFailed(f"{POINTER}: {detail}; return the Figure holding the grid")
+    facts = require_figure(record, "grid", "grid", POINTER, "return the Figure holding the grid")
     axes = facts.get("axes")
     if not isinstance(axes, list) or not axes:
         raise CheckFailed(f"{POINTER}: the figure has no axes; draw one cell per method x sign")

@@ -44,7 +44,15 @@ from typing import Any
 
 import torch
 
-from grader.checking import CheckContext, CheckFailed, Outcome, partial, passed, require_call
+from grader.checking import (
+    CheckContext,
+    CheckFailed,
+    Outcome,
+    partial,
+    passed,
+    require_call,
+    require_figure,
+)
 from grader.inputs import probe_inputs, top1
 from grader.probing import ProbeContext, call, closing_figures, figure_facts, new_record, put_tensor
 from grader.records import Record, plain, type_name
@@ -219,11 +227,7 @@ def check_algorithms(student: Record, reference: Record, ctx: CheckContext) -> O
 
 
 def check_figure(student: Record, reference: Record, ctx: CheckContext) -> Outcome:
-    require_call(student, "plot", POINTER_PLOT)
-    facts = student.data.get("figures", {}).get("comparison")
-    if not isinstance(facts, dict) or "error" in facts:
-        detail = facts.get("error") if isinstance(facts, dict) else "no figure"
-        raise CheckFailed(f"{POINTER_PLOT}: {detail}; return the Figure")
+    facts = require_figure(student, "plot", "comparison", POINTER_PLOT, "return the Figure")
     names = [str(n) for n in student.data.get("plot_names", [])]
     if not names:
         raise CheckFailed(f"{POINTER_PLOT}: no algorithms were given to plot")

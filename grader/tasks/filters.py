@@ -51,7 +51,15 @@ from typing import Any
 
 import torch
 
-from grader.checking import CheckContext, CheckFailed, Outcome, partial, passed, require_call
+from grader.checking import (
+    CheckContext,
+    CheckFailed,
+    Outcome,
+    partial,
+    passed,
+    require_call,
+    require_figure,
+)
 from grader.probing import (
     ProbeContext,
     call,
@@ -372,11 +380,8 @@ def check_model_untouched(student: Record, reference: Record, ctx: CheckContext)
 
 
 def check_grid(student: Record, reference: Record, ctx: CheckContext) -> Outcome:
-    require_call(student, "grid", POINTER_GRID)
-    facts = student.data.get("figures", {}).get("grid")
-    if not isinstance(facts, dict) or "error" in facts:
-        detail = facts.get("error") if isinstance(facts, dict) else "nothing"
-        raise CheckFailed(f"{POINTER_GRID}: {detail}; return the Figure holding the grid")
+    facts = require_figure(student, "grid", "grid", POINTER_GRID,
+                           "return the Figure holding the grid")
     cells = [ax for ax in facts.get("axes", []) if ax.get("has_image")]
     expected = len(GRID_LAYERS) * len(GRID_FILTERS)
     problems = []
