@@ -96,7 +96,7 @@ def approx_equal(a: Any, b: Any, *, rel: float = REL_TOL, abs_: float = ABS_TOL)
 class RecordSnapshotExtension(JSONSnapshotExtension):
     """JSON snapshots of record summaries, compared with :func:`approx_equal`."""
 
-    weights_id = "standin-v1"
+    weights_id = "standin-v2"
 
     def serialize(self, data: Any, **kwargs: Any) -> str:
         return json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n"

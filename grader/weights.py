@@ -39,11 +39,17 @@ CHECKPOINT_NAME = "resnet34-b627a593.pth"
 # it for the user's own hub cache (it holds the stand-in under the pretrained file's name).
 PRIVATE_MARKER = ".lab3-private-torch-home"
 PRETRAINED_SHA256_PREFIX = "b627a593"
-STANDIN_VERSION = 1
+# v2: the fc rows are orthogonal to the features every image shares, so the stand-in's top-1
+# differs between photos (v1 gave every photo the same class, which made Task 3 and the
+# targets of Tasks 6-9 meaningless offline).
+STANDIN_VERSION = 2
 STANDIN_SEED = 20251129
+# Directions of the pooled features shared by all images, measured on a frozen batch of
+# smooth noise; projected out of the classifier so that what differs between images decides.
+STANDIN_SHARED_DIRECTIONS = 8
 # sha256 over the stand-in's tensors (key order, float32 little-endian bytes);
 # fixed here so every machine can prove it built the same stand-in.
-STANDIN_FINGERPRINT = "baf1ee5dfa89ba5f9711caa813fee9f95038de81fe0c3ec72dbad07e8a254464"
+STANDIN_FINGERPRINT = "0b4a54e184ac224676c5dc102755ad4bb65ac004b5db83f891d2a8943a1c3fc4"
 
 WeightsKind = Literal["pretrained", "standin", "checkpoint"]
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,})\.pth?$")
@@ -69,7 +75,7 @@ class ResolvedWeights:
 
     @property
     def id(self) -> str:
-        """Short stable key: ``standin-v1``, ``pretrained-b627a593`` or ``checkpoint-<sha12>``."""
+        """Short stable key: ``standin-v2``, ``pretrained-b627a593`` or ``checkpoint-<sha12>``."""
         if self.kind == "standin":
             return f"standin-v{STANDIN_VERSION}"
         if self.kind == "pretrained":
@@ -244,7 +250,9 @@ def make_standin_state_dict() -> dict[str, torch.Tensor]:
     are the same on every platform. Scales keep activations of order one through
     all 16 residual blocks (the residual branch's last BatchNorm is damped), so
     attributions and filter visualisations behave like a trained network's
-    numerically even though the predictions mean nothing.
+    numerically even though the predictions mean nothing. The classifier is then
+    made blind to what every image shares (:func:`_decorrelate_classifier`), so
+    different photos get different top-1 classes.
     """
     from torchvision.models import resnet34
 
@@ -279,7 +287,39 @@ def make_standin_state_dict() -> dict[str, torch.Tensor]:
                 "running_var": 1.0 + 0.1 * np.abs(noise),
             }[leaf]
         state[name] = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))
+    state["fc.weight"] = _decorrelate_classifier(state)
     return state
+
+
+def _decorrelate_classifier(state: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The fc weight with the pooled features' shared directions projected out.
+
+    A random ResNet's pooled ReLU features share a large image-independent part, which
+    alone would pick the same class for every image. The shared part is measured in
+    float64 on a frozen batch of smooth noise (16 images, 64 px): float64 summation-order
+    differences (~1e-16) vanish when the result is rounded to float32, so every machine
+    builds the same bytes (the fingerprint proves it). Returns ``(1000, 512)`` float32.
+    """
+    from torchvision.models import resnet34
+
+    model = resnet34(weights=None)
+    model.load_state_dict(state)
+    model = model.double().eval()
+    model.fc = torch.nn.Identity()
+    rng = np.random.RandomState(STANDIN_SEED - 1)
+    low = torch.from_numpy(rng.standard_normal((16, 3, 8, 8)))
+    noise = torch.nn.functional.interpolate(low, size=64, mode="bilinear", align_corners=False)
+    with torch.no_grad():
+        features = model(noise).numpy()  # (16, 512)
+    # The mean and the leading directions of variation over noise: what no photo changes much.
+    centred = features - features.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    basis, _ = np.linalg.qr(np.column_stack(
+        [features.mean(axis=0), *vt[: STANDIN_SHARED_DIRECTIONS - 1]]))
+    weight = state["fc.weight"].double().numpy()
+    projected = weight - (weight @ basis) @ basis.T
+    projected *= np.linalg.norm(weight) / np.linalg.norm(projected)
+    return torch.from_numpy(np.ascontiguousarray(projected, dtype=np.float32))
 
 
 def _is_residual_tail(name: str) -> bool:

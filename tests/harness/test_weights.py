@@ -149,3 +149,22 @@ def test_a_preloaded_model_is_copied_for_each_build(monkeypatch: pytest.MonkeyPa
     with torch.no_grad():
         first.fc.weight.zero_()  # what one probe's student does to its copy...
     assert bool(second.fc.weight.abs().sum() > 0)  # ...never reaches the next copy
+
+
+@pytest.mark.parametrize("size", [224, 64, 32])
+def test_standin_top1_differs_between_the_photos(size: int) -> None:
+    # Task 3 and the targets of Tasks 6-9 mean something offline only if the stand-in's
+    # prediction depends on the image (v1 gave every photo one class).
+    from PIL import Image
+    from torchvision import transforms
+
+    from grader.inputs import IMAGENET_MEAN, IMAGENET_STD, image_paths
+
+    prep = transforms.Compose([
+        transforms.Resize(256 if size == 224 else size), transforms.CenterCrop(size),
+        transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    photos = image_paths("photo")
+    batch = torch.stack([prep(Image.open(p).convert("RGB")) for p in photos])
+    with torch.inference_mode():
+        top1 = W.standin_weights().build_model()(batch).argmax(dim=1).tolist()
+    assert len(set(top1)) == len(photos), dict(zip([p.name for p in photos], top1, strict=True))
