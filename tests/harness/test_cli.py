@@ -79,7 +79,7 @@ def fake_reference(monkeypatch: pytest.MonkeyPatch) -> ReferenceRecords:
 
     records = ReferenceRecords(
         records={t: Record(task=t, data={"calls": {}}) for t in TASK_NAMES},
-        source="cache", meta={"weights_id": "standin-v1", "settings": {}})
+        source="cache", meta={"weights_id": "standin-v2", "settings": {}})
     monkeypatch.setattr(reference_records, "load_reference_records",
                         lambda *args, **kwargs: records)
     return records
@@ -103,8 +103,8 @@ def test_gradescope_zip_has_the_scripts_and_no_reference_code(
     assert "constraints.txt" in names and "pyproject.toml" in names
     assert not [n for n in names if n.startswith("reference/")]
     assert not [n for n in names if n.endswith(".pyc")]
-    shipped = [n for n in names if n.startswith("grader/reference_records/standin-v1/")]
-    assert "grader/reference_records/standin-v1/meta.json" in shipped
+    shipped = [n for n in names if n.startswith("grader/reference_records/standin-v2/")]
+    assert "grader/reference_records/standin-v2/meta.json" in shipped
     assert len([n for n in shipped if n.endswith(".json")]) == len(TASK_NAMES) + 1
     assert "lab3 grade /autograder/submission" in run and "--weights standin" in run
     assert "/autograder/results/results.json" in run

@@ -77,7 +77,7 @@ def test_release_layout(release: Path) -> None:
                    "grader", "pyproject.toml", "student_template", "tests"]
     assert sorted(p.name for p in (release / "tests").iterdir()) == ["lab"]
     assert not (release / "grader" / "release.py").exists()
-    records = release / "grader" / "reference_records" / "standin-v1"
+    records = release / "grader" / "reference_records" / "standin-v2"
     assert (records / "meta.json").is_file()
     assert 'include = ["student_template*", "grader*"]' in (release / "pyproject.toml").read_text()
     makefile = (release / "Makefile").read_text()
@@ -140,7 +140,7 @@ def test_hidden_probing_cut_from_the_probe(release: Path) -> None:
 
 
 def test_hidden_inputs_stripped_from_records(release: Path) -> None:
-    folder = release / "grader" / "reference_records" / "standin-v1"
+    folder = release / "grader" / "reference_records" / "standin-v2"
     for check in HIDDEN:
         key, prefix = HIDDEN_RECORD_DATA[check.id]
         record = Record.load(folder, check.task)
@@ -153,7 +153,7 @@ def test_hidden_inputs_stripped_from_records(release: Path) -> None:
 
 
 def test_reference_answers_stripped(release: Path) -> None:
-    record = Record.load(release / "grader" / "reference_records" / "standin-v1", "answers")
+    record = Record.load(release / "grader" / "reference_records" / "standin-v2", "answers")
     assert record.data["answers"] and set(record.data["answers"].values()) == {""}
 
 
@@ -211,7 +211,7 @@ def test_unshipped_weights_fall_back_to_standin(solved_release: Path, tmp_path: 
     assert result.returncode == 0, out[-3000:]
     notes = [line for line in out.splitlines() if "grading with the stand-in" in line]
     assert len(notes) == 1, out[-3000:]
-    assert "reference records: standin-v1" in out
+    assert "reference records: standin-v2" in out
 
 
 def test_release_builds_a_wheel_without_reference(release: Path, tmp_path: Path) -> None:
@@ -227,7 +227,7 @@ def test_release_builds_a_wheel_without_reference(release: Path, tmp_path: Path)
     names = zipfile.ZipFile(wheel).namelist()
     assert {n.split("/")[0] for n in names} == {"grader", "student_template",
                                                 "lab3-0.1.0.dist-info"}
-    assert "grader/reference_records/standin-v1/meta.json" in names
+    assert "grader/reference_records/standin-v2/meta.json" in names
 
 
 def test_cli_refuses_non_empty_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
