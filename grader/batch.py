@@ -348,16 +348,18 @@ def _cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def _hidden_paths(out: Path, work: Path) -> tuple[Path, ...]:
-    """What the sandbox must not show: the reference, its records, caches, outputs."""
+def _hidden_paths(out: Path, work: Path, secret: str | None = None) -> tuple[Path, ...]:
+    """What the sandbox must not show: the reference, its records, caches, outputs, the
+    course secret (whose variant's inputs a submission must not be able to derive)."""
     import importlib.util
 
     from grader.reference_records import SHIPPED_DIR
+    from grader.variant import DEFAULT_SECRET_PATH, secret_path
     from grader.weights import cache_dir
 
     hidden = [sandbox.PROJECT_ROOT / "reference", SHIPPED_DIR, cache_dir(), out,
               work / "readback", sandbox.PROJECT_ROOT / "fixtures" / "submissions",
-              sandbox.PROJECT_ROOT / "tests"]
+              sandbox.PROJECT_ROOT / "tests", DEFAULT_SECRET_PATH.parent, secret_path(secret)]
     spec = importlib.util.find_spec("reference")
     if spec is not None and spec.submodule_search_locations:
         hidden += [Path(p) for p in spec.submodule_search_locations]
@@ -366,58 +368,14 @@ def _hidden_paths(out: Path, work: Path) -> tuple[Path, ...]:
 
 def _load_reference(weights, settings: ProbeSettings, device: str, notes: list[str],
                     tasks: Sequence[str] = TASK_NAMES):
-    from grader.reference_records import ReferenceUnavailable, load_reference_records
-    from grader.weights import activated, standin_weights
+    from grader.reference_records import ReferenceUnavailable, reference_for
 
     try:
-        with activated(weights):
-            if set(tasks) != set(TASK_NAMES):
-                try:
-                    return weights, load_reference_records(weights, settings, device=device,
-                                                           allow_probe=False)
-                except ReferenceUnavailable:
-                    return weights, _probe_reference_tasks(weights, settings, device, tasks)
-            return weights, load_reference_records(weights, settings, device=device)
+        return reference_for(weights, settings, device=device, tasks=tuple(tasks), notes=notes)
     except ReferenceUnavailable as exc:
-        if weights.kind == "standin":
-            raise GraderError(f"{exc}; build them where reference/ is installed") from exc
-    # Like `pytest --impl`: a release may only carry stand-in records.
-    notes.append(f"no reference records for {weights.id}; graded with the stand-in weights")
-    standin = standin_weights()
-    try:
-        with activated(standin):
-            return standin, load_reference_records(standin, settings, device=device)
-    except ReferenceUnavailable as exc:
+        raise GraderError(f"{exc}; build them where reference/ is installed") from exc
+    except RuntimeError as exc:  # the reference failed its own probes
         raise GraderError(str(exc)) from exc
-
-
-def _probe_reference_tasks(weights, settings: ProbeSettings, device: str, tasks: Sequence[str]):
-    """Reference records of some tasks only (``--tasks`` without a cache; not stored).
-
-    Raises:
-        ReferenceUnavailable: reference/ is not installed.
-    """
-    import importlib.util
-
-    from grader.grading import library_versions, probe_task
-    from grader.implementation import load_implementation
-    from grader.inputs import FIXTURES_DIR
-    from grader.probing import ProbeContext
-    from grader.reference_records import ReferenceRecords, ReferenceUnavailable
-
-    if importlib.util.find_spec("reference") is None:
-        raise ReferenceUnavailable(f"no reference records for {weights.id}, and the reference "
-                                   "solution is not installed here")
-    with tempfile.TemporaryDirectory(prefix="lab3-ref-") as scratch:
-        ctx = ProbeContext(impl=load_implementation("reference"), weights=weights,
-                           settings=settings, fixtures_dir=FIXTURES_DIR, scratch=Path(scratch),
-                           device=device)
-        records = {task: probe_task(task, ctx) for task in tasks}
-    broken = {t: r.data for t, r in records.items() if {"import_error", "probe_error"} & set(r.data)}
-    if broken:
-        raise GraderError(f"the reference solution failed its own probes: {broken}")
-    meta = {"weights_id": weights.id, "versions": library_versions(), "created": "now"}
-    return ReferenceRecords(records, "probed", meta)
 
 
 def _prepare_weights(weights, work: Path, give: bool) -> Path:
@@ -904,6 +862,26 @@ def parse_tasks(value: str | Sequence[str] | None) -> tuple[str, ...]:
     return tuple(t for t in TASK_NAMES if t in names)
 
 
+def _variant_settings(variant: str, secret: str | None, notes: list[str]) -> ProbeSettings:
+    """The probe settings of ``variant`` (``graded`` or ``practice``).
+
+    Raises:
+        UsageError: an unknown variant, or a course secret that cannot be read.
+    """
+    from grader.variant import SecretError, course_settings
+
+    if variant == "practice":
+        if secret is not None:
+            raise UsageError("--secret applies to the graded variant; drop it or --variant practice")
+        return DEFAULT_SETTINGS
+    if variant != "graded":
+        raise UsageError(f"--variant {variant!r}: choose graded (the default) or practice")
+    try:
+        return course_settings(secret, notes)
+    except (SecretError, OSError) as exc:
+        raise UsageError(str(exc)) from exc
+
+
 def grade_batch(
     submissions: Sequence[str],
     *,
@@ -917,10 +895,16 @@ def grade_batch(
     device: str = "cpu",
     force: bool = False,
     tasks: str | Sequence[str] | None = None,
+    variant: str = "graded",
+    secret: str | None = None,
     quiet: bool = False,
     say: Callable[[str], None] | None = None,
 ) -> BatchResult:
     """Grade ``submissions`` into ``out`` (see the module docstring).
+
+    ``variant`` ``"graded"`` (the default) probes the inputs of the course secret
+    (``secret``: its file; see :mod:`grader.variant`), ``"practice"`` the published inputs
+    students check themselves on.
 
     Raises:
         UsageError: bad options, bubblewrap required but unusable, no submission exists.
@@ -948,7 +932,10 @@ def grade_batch(
     if warning:
         emit(warning)
     _check_task_modules(task_list)
-    resolved, reference = _load_reference(resolved, DEFAULT_SETTINGS, device, notes, task_list)
+    settings = _variant_settings(variant, secret, notes)
+    for note in notes:
+        emit(note)
+    resolved, reference = _load_reference(resolved, settings, device, notes, task_list)
     from grader.checking import CheckContext
 
     cctx = CheckContext(weights=resolved)
@@ -991,10 +978,10 @@ def grade_batch(
         batch = Batch(
             out=out_dir, work=work, tasks=task_list, weights=resolved,
             child_weights=_prepare_weights(resolved, work, gives), reference=reference,
-            cctx=cctx, settings=DEFAULT_SETTINGS, mode=mode,
+            cctx=cctx, settings=settings, mode=mode,
             limits=sandbox.Limits(memory_mb=memory), timeout=timeout,
             task_timeout=task_timeout, device=device,
-            threads=max(1, _cpu_count() // jobs), hidden=_hidden_paths(out_dir, work),
+            threads=max(1, _cpu_count() // jobs), hidden=_hidden_paths(out_dir, work, secret),
             python_reachable=python_reachable, notes=notes,
         )
         emit(f"grading {len(todo)} submission(s) with {jobs} worker(s); sandbox: {mode}; "

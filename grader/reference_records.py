@@ -19,7 +19,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from grader.records import Record, RecordError
@@ -117,6 +117,64 @@ def load_reference_records(
     return ReferenceRecords(records, "probed", meta)
 
 
+def reference_for(
+    weights: ResolvedWeights,
+    settings: ProbeSettings,
+    *,
+    device: str = "cpu",
+    tasks: tuple[str, ...] = TASK_NAMES,
+    notes: list[str] | None = None,
+) -> tuple[ResolvedWeights, ReferenceRecords]:
+    """The weights to grade with and the reference's records for ``settings``: the one path
+    of ``pytest --impl``, ``lab3 grade`` and the Gradescope bundle.
+
+    Records come from :func:`load_reference_records`; for some ``tasks`` only, without a
+    cache, just those tasks are probed (not stored). A release may carry stand-in records
+    only: other weights then fall back to the stand-in, with a line in ``notes``.
+
+    Raises:
+        ReferenceUnavailable: no records for the stand-in either, and reference/ is absent.
+    """
+    from grader.weights import activated, standin_weights
+
+    try:
+        with activated(weights):
+            if set(tasks) == set(TASK_NAMES):
+                return weights, load_reference_records(weights, settings, device=device)
+            try:
+                return weights, load_reference_records(weights, settings, device=device,
+                                                       allow_probe=False)
+            except ReferenceUnavailable:
+                return weights, _probe_reference_tasks(weights, settings, device, tasks)
+    except ReferenceUnavailable:
+        if weights.kind == "standin":
+            raise
+    if notes is not None:
+        notes.append(f"no reference records for {weights.id}; graded with the stand-in weights")
+    standin = standin_weights()
+    with activated(standin):
+        return standin, load_reference_records(standin, settings, device=device)
+
+
+def _probe_reference_tasks(
+    weights: ResolvedWeights, settings: ProbeSettings, device: str, tasks: tuple[str, ...]
+) -> ReferenceRecords:
+    """Reference records of some tasks only (not stored: the cache holds whole sets).
+
+    Raises:
+        ReferenceUnavailable: reference/ is not installed.
+    """
+    from grader.grading import library_versions
+
+    if not _reference_importable():
+        raise ReferenceUnavailable(f"no reference records for {weights.id}, and the reference "
+                                   "solution is not installed here")
+    records, _ = _probe_reference(weights, settings, device, tasks)
+    meta = {"weights_id": weights.id, "versions": library_versions(),
+            "settings": settings.to_dict(), "created": "now"}
+    return ReferenceRecords(records, "probed", meta)
+
+
 def _reference_importable() -> bool:
     import importlib.util
 
@@ -124,7 +182,8 @@ def _reference_importable() -> bool:
 
 
 def _probe_reference(
-    weights: ResolvedWeights, settings: ProbeSettings, device: str
+    weights: ResolvedWeights, settings: ProbeSettings, device: str,
+    tasks: tuple[str, ...] = TASK_NAMES,
 ) -> tuple[dict[str, Record], dict]:
     from grader.grading import library_versions, probe_all
     from grader.implementation import load_implementation
@@ -136,7 +195,7 @@ def _probe_reference(
         ctx = ProbeContext(impl=load_implementation("reference"), weights=weights,
                            settings=settings, fixtures_dir=FIXTURES_DIR, scratch=Path(scratch),
                            device=device)
-        records = probe_all(ctx)
+        records = probe_all(ctx, tasks)
     broken = {t: r.data for t, r in records.items()
               if {"import_error", "probe_error"} & set(r.data)}
     if broken:
@@ -148,7 +207,7 @@ def _probe_reference(
         "settings": settings.to_dict(),
         "device": device,
         "probe_code": probe_code_hash(),
-        "created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "created": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
     return records, meta
 

@@ -7,11 +7,25 @@ settings must catch.
 
 from __future__ import annotations
 
+import random
 from dataclasses import asdict, dataclass
 
 
 @dataclass(frozen=True)
 class ProbeSettings:
+    # Which inputs: "practice" (published: students' `pytest --impl`, the release's records)
+    # or "graded-<id>" (derived from the course secret by grader.variant; `lab3 grade`,
+    # Gradescope). Every value a probe varies comes from these fields, so the reference
+    # records of a variant are computed on exactly the inputs the student's code gets.
+    variant: str = "practice"
+    variant_seed: int = 0
+    # The photo Tasks 5-9 are probed on (a fixture photo's file name) and the square crop
+    # taken from it: centre (fractions of width and height) and side (fraction of the
+    # short side). The practice crop is the centre square of the photo.
+    photo: str = "grace_hopper.jpg"
+    crop_x: float = 0.5
+    crop_y: float = 0.5
+    crop_side: float = 1.0
     # Tasks 5-9 run on a 64x64 crop: every ResNet-34 stage still has spatial extent
     # (layer4 is 2x2), and wrong baselines, targets or normalisation move the
     # attributions far beyond the tolerances at any size.
@@ -38,6 +52,11 @@ class ProbeSettings:
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
+
+    def rng(self, task: str) -> random.Random:
+        """The task's own deterministic stream of this variant: where a probe picks values
+        (filter numbers, targets, seeds, ...) that must differ between variants."""
+        return random.Random(f"{self.variant_seed}:{task}")
 
 
 DEFAULT_SETTINGS = ProbeSettings()

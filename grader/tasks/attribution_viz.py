@@ -92,7 +92,7 @@ def probe(ctx: ProbeContext) -> Record:
     record = new_record("attribution_viz")
     size = ctx.settings.image_size
     attributions = trusted_attributions(size)
-    _, display = probe_inputs(size)
+    _, display = probe_inputs(size, ctx.settings)
     with closing_figures():
         fig = call(record, "grid", mod.visualize_attribution_grid, attributions.clone(),
                    display.clone())

@@ -82,7 +82,7 @@ def probe(ctx: ProbeContext) -> Record:
     mod = ctx.module("comparison")
     record = new_record("comparison")
     s = ctx.settings
-    inputs, display = probe_inputs(s.comparison_size)
+    inputs, display = probe_inputs(s.comparison_size, s)
     record.data["input_shape"] = list(inputs.shape)
     model = ctx.fresh_model()
     target = top1(model, inputs.to(ctx.device))

@@ -72,7 +72,7 @@ CALLS: dict[str, str] = {"zeros": "baselines=zeros", "default": "baselines=None"
 def probe(ctx: ProbeContext) -> Record:
     mod = ctx.module("integrated_gradients")
     record = new_record("integrated_gradients")
-    inputs, _ = probe_inputs(ctx.settings.image_size)
+    inputs, _ = probe_inputs(ctx.settings.image_size, ctx.settings)
     baselines = torch.zeros_like(inputs)
     # One fresh model per call; the target comes from the first, before any student call.
     models = [ctx.fresh_model() for _ in CALLS]

@@ -80,7 +80,7 @@ def probe(ctx: ProbeContext) -> Record:
     mod = ctx.module("noise_tunnel")
     record = new_record("noise_tunnel")
     s = ctx.settings
-    inputs, _ = probe_inputs(s.image_size)
+    inputs, _ = probe_inputs(s.image_size, s)
     baselines = torch.zeros_like(inputs)
     calls = _calls(s.nt_samples, s.nt_stdevs)
     # One fresh model per call; the target comes from the first, before any student call.
