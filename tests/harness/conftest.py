@@ -21,8 +21,9 @@ from grader.reference_records import (
     load_reference_records,
 )
 from grader.results import TaskResult
-from grader.settings import DEFAULT_SETTINGS
+from grader.settings import DEFAULT_SETTINGS, ProbeSettings
 from grader.tasks import TASK_NAMES
+from grader.variant import graded_settings
 from grader.weights import ResolvedWeights
 
 REFERENCE_DIR = Path(__file__).resolve().parents[2] / "reference"
@@ -31,10 +32,11 @@ REFERENCE_DIR = Path(__file__).resolve().parents[2] / "reference"
 class _LazyReference(dict):
     """Reference records, probed per task on first use when the full set is not cached."""
 
-    def __init__(self, weights: ResolvedWeights, scratch: Path) -> None:
+    def __init__(self, weights: ResolvedWeights, scratch: Path,
+                 settings: ProbeSettings = DEFAULT_SETTINGS) -> None:
         super().__init__()
         self._ctx = ProbeContext(impl=load_implementation("reference"), weights=weights,
-                                 settings=DEFAULT_SETTINGS, fixtures_dir=FIXTURES_DIR,
+                                 settings=settings, fixtures_dir=FIXTURES_DIR,
                                  scratch=scratch)
 
     def __missing__(self, task: str) -> Record:
@@ -47,18 +49,37 @@ class _LazyReference(dict):
 
 
 @pytest.fixture(scope="session")
-def reference_records(
+def graded_test_settings() -> ProbeSettings:
+    """A graded variant (of a fixed test secret): the inputs `lab3 grade` would probe."""
+    return graded_settings(b"lab3 harness tests: not a course secret")
+
+
+@pytest.fixture(scope="session")
+def references_for(
     resolved_weights: ResolvedWeights, tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, Record]:
-    """The reference's records keyed by task: from the on-disk cache when complete,
-    else probed per task on first use."""
-    try:
-        bundle: ReferenceRecords = load_reference_records(
-            resolved_weights, DEFAULT_SETTINGS, allow_probe=False
-        )
-        return bundle.records
-    except ReferenceUnavailable:
-        return _LazyReference(resolved_weights, tmp_path_factory.mktemp("reference-scratch"))
+) -> Callable[[ProbeSettings], dict[str, Record]]:
+    """``references_for(settings)``: the reference's records keyed by task for a variant,
+    from the on-disk cache when complete, else probed per task on first use."""
+    known: dict[ProbeSettings, dict[str, Record]] = {}
+
+    def records(settings: ProbeSettings) -> dict[str, Record]:
+        if settings not in known:
+            try:
+                bundle: ReferenceRecords = load_reference_records(
+                    resolved_weights, settings, allow_probe=False)
+                known[settings] = bundle.records
+            except ReferenceUnavailable:
+                known[settings] = _LazyReference(
+                    resolved_weights, tmp_path_factory.mktemp("reference-scratch"), settings)
+        return known[settings]
+
+    return records
+
+
+@pytest.fixture(scope="session")
+def reference_records(references_for) -> dict[str, Record]:
+    """The reference's records of the practice variant, keyed by task."""
+    return references_for(DEFAULT_SETTINGS)
 
 
 @pytest.fixture(scope="session")
@@ -95,23 +116,25 @@ GradeFn = Callable[..., GradedVariant]
 @pytest.fixture
 def grade_impl(
     resolved_weights: ResolvedWeights,
-    reference_records: dict[str, Record],
+    references_for,
     check_context: CheckContext,
     tmp_path: Path,
 ) -> GradeFn:
-    """``grade_impl(path_or_name, tasks=None)``: probe and check in this process."""
+    """``grade_impl(path_or_name, tasks=None, settings=practice)``: probe and check in this
+    process, on the inputs of ``settings``' variant."""
 
-    def grade(spec: str | Path, tasks: Iterable[str] | None = None) -> GradedVariant:
+    def grade(spec: str | Path, tasks: Iterable[str] | None = None,
+              settings: ProbeSettings = DEFAULT_SETTINGS) -> GradedVariant:
         impl = load_implementation(spec)
         scratch = tmp_path / f"scratch-{uuid.uuid4().hex[:8]}"
         scratch.mkdir()
-        ctx = ProbeContext(impl=impl, weights=resolved_weights, settings=DEFAULT_SETTINGS,
+        ctx = ProbeContext(impl=impl, weights=resolved_weights, settings=settings,
                            fixtures_dir=FIXTURES_DIR, scratch=scratch)
+        reference = references_for(settings)
         results, records = {}, {}
         for task in tasks or TASK_NAMES:
             records[task] = probe_task(task, ctx)
-            results[task] = check_task(task, records[task], reference_records[task],
-                                       check_context)
+            results[task] = check_task(task, records[task], reference[task], check_context)
         return GradedVariant(results, records)
 
     return grade
@@ -135,9 +158,11 @@ def make_variant(tmp_path: Path) -> Callable[[dict[str, str]], Path]:
 
 @pytest.fixture
 def grade_variant(make_variant, grade_impl) -> GradeFn:
-    """``grade_variant(overrides, tasks=None)``: grade a modified copy of the reference."""
+    """``grade_variant(overrides, tasks=None, settings=practice)``: grade a modified copy of
+    the reference."""
 
-    def grade(overrides: dict[str, str], tasks: Iterable[str] | None = None) -> GradedVariant:
-        return grade_impl(make_variant(overrides), tasks=tasks)
+    def grade(overrides: dict[str, str], tasks: Iterable[str] | None = None,
+              settings: ProbeSettings = DEFAULT_SETTINGS) -> GradedVariant:
+        return grade_impl(make_variant(overrides), tasks=tasks, settings=settings)
 
     return grade
