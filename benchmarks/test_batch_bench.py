@@ -59,7 +59,7 @@ def test_batch_grading(benchmark, submissions, tmp_path: Path, jobs: int, mode: 
     def grade():
         done.clear()
         return grade_batch(submissions, out=tmp_path / f"run{next(counter)}", jobs=jobs,
-                           sandbox_mode=mode, say=note)
+                           sandbox_mode=mode, variant="practice", say=note)
 
     result = benchmark.pedantic(grade, rounds=1, iterations=1, warmup_rounds=0)
     benchmark.extra_info["submissions_per_second"] = round(COPIES / result.seconds, 4)

@@ -531,7 +531,7 @@ class SubmissionRun:
             "--weights-kind", b.weights.kind, "--weights-path", str(b.child_weights),
             "--weights-sha256", b.weights.sha256,
             "--settings", _json(b.settings.to_dict()), "--device", b.device,
-            "--threads", str(b.threads), "--cwd", str(s / "submission"),
+            "--threads", str(b.threads), "--cwd", str(s / "submission"), "--handoff",
         ]
         if self.identity.drop_at == "child":
             args += ["--drop-uid", str(self.identity.uid), "--drop-gid", str(self.identity.gid)]
@@ -608,6 +608,7 @@ class SubmissionRun:
                 returncode, _ = child.poll()
                 events = self.progress(tasks)
                 done = [t for kind, t in events if kind == "done"]
+                self.take_records(done)
                 starts = [t for kind, t in events if kind == "start"]
                 running = starts[-1] if starts and starts[-1] not in done else None
                 if running != current:
@@ -667,6 +668,28 @@ class SubmissionRun:
     def read_record(self, task: str) -> Record:
         return read_child_record(self.scratch / "records", self.readback, task)
 
+    def take_records(self, done: list[str]) -> None:
+        """Take each finished task's record out of the child's reach as soon as it is done.
+
+        The record is read into the parent, then the child's copy deleted; the child
+        (``--handoff``) waits for that deletion before it runs the next task, so no later
+        student code can rewrite a finished task's record.
+        """
+        for task in done:
+            if task in self.records:
+                continue
+            self.records[task] = self.read_record(task)
+            try:
+                fd = os.open(self.scratch / "records", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+            except OSError:
+                continue
+            try:
+                for suffix in (".json", ".safetensors"):
+                    with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                        os.unlink(f"{task}{suffix}", dir_fd=fd)
+            finally:
+                os.close(fd)
+
     # -- the whole submission
 
     def probe_all(self, tasks: list[str], deadline: float) -> None:
@@ -688,9 +711,9 @@ class SubmissionRun:
                 f", peak memory {run.peak_memory / 2**20:.0f} MiB"
             self.logs.append(f"--- child for {', '.join(remaining)}: {_describe_exit(run)} "
                              f"after {run.seconds:.1f} s{startup}{memory} ---\n{run.output}")
+            self.take_records([t for t in run.done if t in remaining])
             for task in run.done:
                 if task in remaining:
-                    self.records[task] = self.read_record(task)
                     remaining.remove(task)
             if not remaining:
                 return

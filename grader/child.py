@@ -12,7 +12,9 @@ debugging). It
 2. imports the submission as a synthetic package (:mod:`grader.implementation`);
 3. for each task, in order: appends ``start <task>`` to ``<records>/progress``,
    runs the task's probe, writes the record (safetensors + JSON,
-   :meth:`grader.records.Record.save`) and appends ``done <task>``.
+   :meth:`grader.records.Record.save`) and appends ``done <task>``; with ``--handoff``
+   it then waits until the parent has taken that record (read and deleted it), so no
+   later task's student code can rewrite it.
 
 The parent watches ``progress`` to time each task, and reads the records back
 with :meth:`Record.load` (validated, capped). Nothing the child returns or prints
@@ -29,6 +31,7 @@ import sys
 from pathlib import Path
 
 PROGRESS_FILE = "progress"
+HANDOFF_LIMIT = 30.0
 _PR_SET_NO_NEW_PRIVS = 38
 
 
@@ -47,6 +50,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cwd", type=Path, default=None, help="working directory (after the drop)")
     parser.add_argument("--drop-uid", type=int, default=None)
     parser.add_argument("--drop-gid", type=int, default=None)
+    parser.add_argument("--handoff", action="store_true",
+                        help="after each task, wait until the parent has taken its record")
     parser.add_argument("--log", type=Path, default=None,
                         help="file for stdout and stderr, opened after the drop (warm workers)")
     return parser.parse_args(argv)
@@ -91,6 +96,20 @@ def mark(records: Path, line: str) -> None:
     """Append one progress line; reopened each time, so student code closing fds cannot stop it."""
     with open(records / PROGRESS_FILE, "a", encoding="utf-8") as f:
         f.write(line + "\n")
+
+
+def wait_for_handoff(records: Path, task: str, limit: float = HANDOFF_LIMIT) -> None:
+    """Block until the parent has taken ``task``'s record (its files are gone).
+
+    The next task's student code runs only after that, so it cannot rewrite this record.
+    After ``limit`` seconds the child goes on (the parent's per-task timeout still rules).
+    """
+    import time
+
+    deadline = time.monotonic() + limit
+    names = [records / f"{task}{suffix}" for suffix in (".json", ".safetensors")]
+    while any(os.path.lexists(n) for n in names) and time.monotonic() < deadline:
+        time.sleep(0.005)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
             Record(task=task, data={
                 "record_error": f"{type(exc).__name__}: {exc}"[:2000]}).save(args.records)
         mark(args.records, f"done {task}")
+        if args.handoff and task != tasks[-1]:
+            wait_for_handoff(args.records, task)
     sys.stdout.flush()
     return 0
 

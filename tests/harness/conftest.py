@@ -23,7 +23,7 @@ from grader.reference_records import (
 from grader.results import TaskResult
 from grader.settings import DEFAULT_SETTINGS, ProbeSettings
 from grader.tasks import TASK_NAMES
-from grader.variant import graded_settings
+from grader.variant import SECRET_ENV, graded_settings
 from grader.weights import ResolvedWeights
 
 REFERENCE_DIR = Path(__file__).resolve().parents[2] / "reference"
@@ -48,10 +48,24 @@ class _LazyReference(dict):
         return record
 
 
+TEST_SECRET = b"lab3 harness tests: not a course secret"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def course_secret(tmp_path_factory: pytest.TempPathFactory):
+    """Every `lab3 grade` of the tests uses a fixed test secret, never the checkout's own."""
+    path = tmp_path_factory.mktemp("course") / "course-secret"
+    path.write_text(TEST_SECRET.hex() + "\n")
+    path.chmod(0o600)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(SECRET_ENV, str(path))
+        yield path
+
+
 @pytest.fixture(scope="session")
-def graded_test_settings() -> ProbeSettings:
-    """A graded variant (of a fixed test secret): the inputs `lab3 grade` would probe."""
-    return graded_settings(b"lab3 harness tests: not a course secret")
+def graded_test_settings(course_secret: Path) -> ProbeSettings:
+    """The graded variant of the tests' course secret: the inputs their `lab3 grade` probes."""
+    return graded_settings(TEST_SECRET)
 
 
 @pytest.fixture(scope="session")

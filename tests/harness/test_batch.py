@@ -96,6 +96,18 @@ SUBMISSIONS: dict[str, tuple[str, dict[str, str]]] = {
         "model.py": f"def load_model(device='cpu'):\n    raise RuntimeError('{SCRIPT}')\n",
         "answers.md": _answers_with_script(),
     }),
+    # A later task's code overwrites the record of a task already probed (here: Task 2's
+    # call empties Task 1's record files); the parent took Task 1's record before Task 2 ran.
+    "rewrites_earlier_record": ("reference", {"preprocessing.py": (
+        "_honest_preprocess_image = preprocess_image\n\n\n"
+        "def preprocess_image(img):\n"
+        "    import pathlib\n"
+        "    for found in (pathlib.Path.cwd().parent / 'records').glob('model.*'):\n"
+        "        try:\n"
+        "            found.write_text('{}')\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "    return _honest_preprocess_image(img)\n")}),
 }
 # Expected points per task; None: some but not all points (asserted separately).
 EXPECTED: dict[str, dict[str, float | None]] = {
@@ -110,6 +122,7 @@ EXPECTED: dict[str, dict[str, float | None]] = {
     "loop": {"model": 0, "preprocessing": 12},
     "shadow": {"model": 10, "preprocessing": 12},
     "xss": {"model": 2, "preprocessing": 12},  # labels still work
+    "rewrites_earlier_record": {"model": 10, "preprocessing": 12},
     "garbage": {"model": 0, "preprocessing": 0},
     "empty": {"model": 0, "preprocessing": 0},
 }
@@ -284,8 +297,9 @@ def test_feedback_shows_every_task(batch: BatchRun) -> None:
 
 
 @pytest.mark.parametrize("name", ["rewritten", "partial", "syntax"])
-def test_same_score_as_in_process(batch: BatchRun, grade_impl, name: str) -> None:
-    in_process = grade_impl(batch.folders[name], tasks=TASKS)
+def test_same_score_as_in_process(batch: BatchRun, grade_impl, graded_test_settings,
+                                  name: str) -> None:
+    in_process = grade_impl(batch.folders[name], tasks=TASKS, settings=graded_test_settings)
     for task in TASKS:
         batch_scores = {n: c["score"] for n, c in batch.checks(name, task).items()}
         pytest_scores = {c.name: c.score for c in in_process.results[task].checks}
