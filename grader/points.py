@@ -46,9 +46,10 @@ TASKS: tuple[TaskSpec, ...] = (
 
 CHECKS: tuple[CheckSpec, ...] = (
     CheckSpec("model", "architecture", 3, "a torchvision ResNet with ResNet-34's blocks"),
-    CheckSpec("model", "eval_mode", 2, "every module in eval mode"),
+    CheckSpec("model", "eval_mode", 2, "every module in eval mode, on the requested device"),
     CheckSpec("model", "weights", 3, "weights equal the resolved IMAGENET1K_V1 weights"),
-    CheckSpec("model", "labels", 2, "1000 labels, int keys, known indices"),
+    CheckSpec("model", "labels", 2,
+              "1000 labels, int keys, known indices; a label file read name by name"),
     CheckSpec("preprocessing", "pipeline_structure", 4, "Resize, CenterCrop, ToTensor, Normalize"),
     CheckSpec("preprocessing", "output_photos", 5, "preprocessed photos equal the reference"),
     CheckSpec("preprocessing", "output_edge_cases", 3, "odd images preprocess like the reference",

@@ -6,25 +6,41 @@ Probe
     offline. Recorded: the model's exact type, per stage (``layer1``..``layer4``)
     its block count and block types, the ``fc`` layer's out features, and
     :func:`grader.probing.model_facts` (modules in training mode, hooks, the
-    sha256 of the state dict). ``load_labels()`` and ``load_labels(path)`` (a
-    handout-format JSON the probe writes, underscore names as in the handout's
-    file) are called once each; recorded: count, key types, labels 0 and 159
-    and every label in the grader's normalized form (plus its hash).
+    sha256 of the state dict). ``load_model(torch.device("meta"))`` is called once
+    more; recorded: the devices of its parameters and buffers and its modules in
+    training mode. ``load_labels()`` is called once, and ``load_labels(path)`` once
+    per label file of the variant (:func:`label_files`, written to the scratch
+    folder); recorded per dict: count, key types, labels 0 and 159 and every label
+    in the grader's normalized form (plus its hash).
+
+Parameters probed, and why each value separates right from wrong
+    - ``device``: the default (``"cpu"``) and ``"meta"``, a device every machine has
+      and a model ignoring ``device`` is not on;
+    - ``path``: ``None`` (torchvision's names), and two files holding torchvision's
+      1000 names each in an order of its own drawn from the variant's stream, with
+      made-up WordNet ids, the second with its keys listed out of order. Ignoring the
+      file (torchvision's names), reading the ids (``v[0]``), enumerating the values
+      instead of reading the keys, caching the first file, or returning the practice
+      files' names in the graded variant each get hundreds of names wrong. Each file
+      is compared name by name with the reference's reading of it.
 
 Why these small probes still catch the mistakes (tests/harness/test_model_checks.py):
     - missing ``.eval()``: ``model_facts`` lists every module still training;
+    - ``device`` ignored: the second model's tensors are on the CPU (half of eval_mode);
     - ``resnet18`` / ``resnet50``: block counts ``[2, 2, 2, 2]`` / block type
       ``Bottleneck`` differ from ResNet-34's ``[3, 4, 6, 3]`` ``BasicBlock``;
     - ``weights=None``: the state-dict digest differs from the trusted model's,
       which the check recomputes itself (never trusting a digest the probe
       copied from the reference);
-    - shifted or wrong labels: indices 0 and 159 and the normalized list.
+    - shifted or wrong labels: indices 0 and 159 and the normalized list; a wrong
+      ``path`` reading: the label files (half of labels).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import random
 import sys
 from typing import Any
 
@@ -41,6 +57,9 @@ RESNET34_BLOCKS = [3, 4, 6, 3]
 STAGES = ("layer1", "layer2", "layer3", "layer4")
 N_CLASSES = 1000
 KNOWN_LABELS = {0: "tench", 159: "Rhodesian ridgeback"}
+# The second device load_model(device) is called with: present on every machine, and a
+# model that ignores `device` stays on the CPU.
+OTHER_DEVICE = "meta"
 MAX_LABEL_CHARS = 200
 # Labels that may differ from torchvision's names (after normalization) and still pass:
 # a student may read names from another source; a shifted list fails indices 0 / 159.
@@ -81,17 +100,49 @@ def probe(ctx: ProbeContext) -> Record:
     if record.data["calls"]["load_model"]["ok"]:
         record.data["model"] = _safely(_model_info, model)
     del model
+    with activated(ctx.weights):
+        model = call(record, "load_model_device", mod.load_model, torch.device(OTHER_DEVICE))
+    if record.data["calls"]["load_model_device"]["ok"]:
+        record.data["model_device"] = _safely(_device_info, model)
+    del model
 
     labels = call(record, "load_labels", mod.load_labels)
     if record.data["calls"]["load_labels"]["ok"]:
         record.data["labels"] = _safely(_labels_info, labels)
 
-    path = ctx.scratch / "model_labels_handout.json"
-    path.write_text(json.dumps(_handout_json()), encoding="utf-8")
-    labels = call(record, "load_labels_path", mod.load_labels, str(path))
-    if record.data["calls"]["load_labels_path"]["ok"]:
-        record.data["labels_path"] = _safely(_labels_info, labels)
+    record.data["label_files"] = []
+    for i, raw in enumerate(label_files(ctx.settings.rng("model"))):
+        path = ctx.scratch / f"model_labels_{i}.json"
+        path.write_text(json.dumps(raw), encoding="utf-8")
+        record.data["label_files"].append(path.name)
+        labels = call(record, f"load_labels_path_{i}", mod.load_labels, str(path))
+        if record.data["calls"][f"load_labels_path_{i}"]["ok"]:
+            record.data[f"labels_path_{i}"] = _safely(_labels_info, labels)
     return record
+
+
+def label_files(rng: random.Random) -> list[dict[str, list[str]]]:
+    """The variant's two label files, in the handout's format (``{"0": [wnid, name], ...}``).
+
+    Each holds torchvision's 1000 names in an order of its own drawn from the variant's
+    stream (underscore style, as the handout's file), with made-up WordNet ids: a
+    ``load_labels`` that ignores ``path`` (torchvision's names), reads the ids instead of
+    the names, or caches the first file it read gets most of the 1000 entries wrong. The
+    second file lists its keys in a shuffled order, so enumerating the file's values
+    instead of reading its keys fails too.
+    """
+    from torchvision.models import ResNet34_Weights
+
+    categories = [c.replace(" ", "_") for c in ResNet34_Weights.IMAGENET1K_V1.meta["categories"]]
+    files = []
+    for shuffle_keys in (False, True):
+        names = categories[:]
+        rng.shuffle(names)
+        keys = list(range(N_CLASSES))
+        if shuffle_keys:
+            rng.shuffle(keys)
+        files.append({str(k): [f"n{rng.randrange(10**8):08d}", names[k]] for k in keys})
+    return files
 
 
 def _safely(describe: Any, value: Any) -> dict[str, Any]:
@@ -124,6 +175,20 @@ def _model_info(model: Any) -> dict[str, Any]:
     return info
 
 
+def _device_info(model: Any) -> dict[str, Any]:
+    """Where the model of ``load_model(device)`` lives: the devices of its tensors."""
+    info: dict[str, Any] = {"type": type_name(model), "torch_module": _is_torch_module(model)}
+    if not info["torch_module"]:
+        return info
+    tensors = [*torch.nn.Module.parameters(model), *torch.nn.Module.buffers(model)]
+    info["devices"] = sorted({str(t.device.type) for t in tensors if type(t) in (
+        torch.Tensor, torch.nn.Parameter)})
+    info["n_tensors"] = len(tensors)
+    info["n_training_modules"] = sum(
+        1 for _, m in torch.nn.Module.named_modules(model) if m.training)
+    return info
+
+
 def _labels_info(labels: Any) -> dict[str, Any]:
     info: dict[str, Any] = {"type": type_name(labels)}
     if type(labels) is not dict:
@@ -152,14 +217,6 @@ def _labels_info(labels: Any) -> dict[str, Any]:
 def _labels_hash(normalized: list[str | None]) -> str:
     text = "\n".join("\0" if v is None else v for v in normalized)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _handout_json() -> dict[str, list[str]]:
-    """The handout's label file format, names in its underscore style (made-up WordNet ids)."""
-    from torchvision.models import ResNet34_Weights
-
-    categories = ResNet34_Weights.IMAGENET1K_V1.meta["categories"]
-    return {str(i): [f"n{i:08d}", name.replace(" ", "_")] for i, name in enumerate(categories)}
 
 
 def _expected_labels() -> list[str]:
@@ -222,7 +279,31 @@ def check_eval_mode(student: Record, reference: Record, ctx: CheckContext) -> Ou
             f"{count} modules are in training mode (e.g. {names}); call model.eval() "
             "before returning the model"
         )
-    return passed("every module is in eval mode")
+    problem = _device_problem(student)
+    if problem:
+        return partial(0.5, f"every module is in eval mode; but {problem}")
+    return passed(f"every module is in eval mode; load_model({OTHER_DEVICE!r}) puts the model "
+                  f"on {OTHER_DEVICE!r}")
+
+
+def _device_problem(student: Record) -> str | None:
+    """What is wrong with ``load_model(torch.device("meta"))``'s model; None when it is right."""
+    what = f"load_model(torch.device({OTHER_DEVICE!r}))"
+    try:
+        require_call(student, "load_model_device", what)
+    except CheckFailed as exc:
+        return str(exc)
+    info = student.data.get("model_device")
+    if not isinstance(info, dict) or info.get("error") or not info.get("torch_module"):
+        got = info.get("type") if isinstance(info, dict) else "nothing"
+        return f"{what} returned {got}; return the torchvision model on `device`"
+    devices = info.get("devices")
+    if devices != [OTHER_DEVICE] or not info.get("n_tensors"):
+        return (f"{what} returned a model on {devices}; move it to the `device` argument "
+                "(model.to(device))")
+    if info.get("n_training_modules"):
+        return f"{what} returned a model in training mode; call model.eval()"
+    return None
 
 
 _DIGESTS: dict[str, str] = {}
@@ -247,8 +328,8 @@ def check_weights(student: Record, reference: Record, ctx: CheckContext) -> Outc
     return passed(f"weights equal the resolved IMAGENET1K_V1 weights ({ctx.weights.id})")
 
 
-def _label_problems(info: Any, expected: list[str], what: str) -> list[str]:
-    """What is wrong with one recorded label dict; [] when it is right."""
+def _label_basics(info: Any, what: str) -> list[str]:
+    """What is wrong with the form of one recorded label dict (type, count, int keys)."""
     if not isinstance(info, dict):
         return [f"{what}: nothing recorded"]
     if info.get("error"):
@@ -263,48 +344,87 @@ def _label_problems(info: Any, expected: list[str], what: str) -> list[str]:
                         "with int(k)")
     elif not info.get("keys_0_to_999"):
         problems.append(f"{what}: keys must be 0..999")
+    return problems
+
+
+def _differences(normalized: Any, expected: list[str], what: str, source: str) -> list[str]:
+    if not isinstance(normalized, list) or len(normalized) != N_CLASSES:
+        return [f"{what}: its labels could not be recorded"]
+    diffs = [i for i, (a, b) in enumerate(zip(normalized, expected, strict=True)) if a != b]
+    if len(diffs) > MAX_LABEL_DIFFERENCES:
+        i = diffs[0]
+        return [f"{what}: {len(diffs)} labels differ from {source} (first: [{i}] is "
+                f"{normalized[i]!r}, expected {expected[i]!r})"]
+    return []
+
+
+def _label_problems(info: Any, expected: list[str], what: str) -> list[str]:
+    """What is wrong with ``load_labels()``'s dict; [] when it is right."""
+    problems = _label_basics(info, what)
+    if problems:
+        return problems
     known = info.get("known") or {}
     for index, name in KNOWN_LABELS.items():
         got = known.get(str(index))
         if not isinstance(got, str) or normalize_label(got) != normalize_label(name):
             problems.append(f"{what}[{index}] is {got!r}, expected {name!r}")
-    normalized = info.get("normalized")
-    if not problems and isinstance(normalized, list) and len(normalized) == N_CLASSES:
-        diffs = [i for i, (a, b) in enumerate(zip(normalized, expected, strict=True)) if a != b]
-        if len(diffs) > MAX_LABEL_DIFFERENCES:
-            i = diffs[0]
-            problems.append(
-                f"{what}: {len(diffs)} labels differ from ImageNet's class names (first: "
-                f"[{i}] is {normalized[i]!r}, expected {expected[i]!r})"
-            )
+    if not problems:
+        problems = _differences(info.get("normalized"), expected, what, "ImageNet's class names")
     return problems
 
 
+def _file_problems(student: Record, reference: Record) -> list[str]:
+    """What is wrong with ``load_labels(path)`` on the variant's label files; [] when right.
+
+    Compared name by name with the reference's reading of the same files.
+    """
+    files = reference.data.get("label_files")
+    if not isinstance(files, list) or not files:
+        raise CheckFailed("no reference label files recorded (grader set-up problem)")
+    for i, name in enumerate(files):
+        what = f"load_labels(path) with the label file {name}"
+        try:
+            require_call(student, f"load_labels_path_{i}", f"Task 1: {what} in model.py")
+        except CheckFailed as exc:
+            return [str(exc)]
+        expected = (reference.data.get(f"labels_path_{i}") or {}).get("normalized")
+        if not isinstance(expected, list) or len(expected) != N_CLASSES:
+            raise CheckFailed("no reference labels recorded (grader set-up problem)")
+        info = student.data.get(f"labels_path_{i}")
+        problems = _label_basics(info, what) or _differences(
+            info.get("normalized"), expected, what,
+            "the file's names (read the file at `path`: {int(k): v[1] for k, v in ...})")
+        if problems:
+            return problems
+    return []
+
+
 def check_labels(student: Record, reference: Record, ctx: CheckContext) -> Outcome:
-    expected = _expected_labels()
-    ok = 0
-    messages = []
+    """Half for ``load_labels()``, half for ``load_labels(path)`` reading every label file
+    of the variant right (names in an order torchvision's list does not have)."""
     calls = student.data.get("calls", {})
     if all(isinstance(calls.get(c), dict) and calls[c].get("not_implemented")
-           for c in ("load_labels", "load_labels_path")):
+           for c in ("load_labels", "load_labels_path_0")):
         require_call(student, "load_labels", POINTER_LABELS)
-    for call_name, key, what in (
-        ("load_labels", "labels", "load_labels()"),
-        ("load_labels_path", "labels_path", "load_labels(path) with the handout's JSON"),
-    ):
-        try:
-            require_call(student, call_name, f"Task 1: {what} in model.py")
-        except CheckFailed as exc:
-            messages.append(str(exc))
-            continue
-        problems = _label_problems(student.data.get(key), expected, what)
-        if problems:
-            messages.append("; ".join(problems[:3]))
-        else:
-            ok += 1
+    ok, messages = 0, []
+    try:
+        require_call(student, "load_labels", "Task 1: load_labels() in model.py")
+        problems = _label_problems(student.data.get("labels"), _expected_labels(),
+                                   "load_labels()")
+    except CheckFailed as exc:
+        problems = [str(exc)]
+    if problems:
+        messages.append("; ".join(problems[:3]))
+    else:
+        ok += 1
+    problems = _file_problems(student, reference)
+    if problems:
+        messages.append("; ".join(problems[:3]))
+    else:
+        ok += 1
     if ok == 2:
-        return passed("1000 labels with int keys; 0 -> tench, 159 -> Rhodesian ridgeback, "
-                      "with and without a label file")
+        return passed("1000 labels with int keys; 0 -> tench, 159 -> Rhodesian ridgeback "
+                      "without a label file, and every label file read name by name")
     return partial(ok / 2, "; ".join(messages))
 
 
