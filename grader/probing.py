@@ -249,6 +249,10 @@ def figure_facts(record: Record, name: str, fig: Any, *, dpi: int = 50) -> bool:
     ``data["figures"][name]``: number of axes, per visible axes its title, whether
     it holds an image, and the pixel standard deviation of its rendered area (0
     for a blank cell). The PNG goes into tensor ``f"{name}_png"`` (uint8 bytes).
+    The raw data of each axes' images (``AxesImage.get_array()``, in drawing order) go
+    into tensors ``f"{name}_ax{i}_im{j}"`` (``i``: the axes' index in ``axes``), described
+    by ``axes[i]["images"]`` (see :func:`_axes_images`), so checks compare what a cell
+    shows with the reference's, not how it looks.
     Accepts a Figure or a ``(Figure, axes)`` tuple as Captum returns. Returns
     False (with the reason recorded) when ``fig`` is not a matplotlib figure.
     """
@@ -268,7 +272,8 @@ def figure_facts(record: Record, name: str, fig: Any, *, dpi: int = 50) -> bool:
     fig.canvas.draw()
     pixels = np.array(fig.canvas.buffer_rgba())[..., :3]  # uint8 copy: the canvas may be reused
     height = pixels.shape[0]
-    axes = []
+    axes: list[dict[str, Any]] = []
+    budget = [MAX_FIGURE_IMAGES]
     for ax in fig.axes:
         if not ax.get_visible():
             continue
@@ -282,6 +287,7 @@ def figure_facts(record: Record, name: str, fig: Any, *, dpi: int = 50) -> bool:
             "axis_on": bool(ax.axison),
             "pixel_std": float(region.std(dtype=np.float64)) if region.size else 0.0,
             "size": [int(x1 - x0), int(y1 - y0)],
+            "images": _axes_images(record, f"{name}_ax{len(axes)}", ax, budget),
         })
     figures[name] = {"n_axes": len(axes), "axes": axes, "suptitle": plain(
         fig._suptitle.get_text() if getattr(fig, "_suptitle", None) else "")}
@@ -291,6 +297,53 @@ def figure_facts(record: Record, name: str, fig: Any, *, dpi: int = 50) -> bool:
     Image.fromarray(np.ascontiguousarray(pixels)).save(buf, format="PNG")
     record.tensors[f"{name}_png"] = torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8)
     return True
+
+
+# Raw image data kept per figure: at most this many arrays (the record holds at most
+# grader.records.MAX_TENSORS tensors), three per axes (Captum's blended_heat_map draws
+# two), each at most MAX_IMAGE_SIDE pixels a side (larger ones keep every k-th row
+# and column, k the smallest step that fits: deterministic, no interpolation).
+MAX_FIGURE_IMAGES = 64
+MAX_IMAGES_PER_AXES = 3
+MAX_IMAGE_SIDE = 128
+
+
+def _axes_images(record: Record, prefix: str, ax: Any, budget: list[int]) -> list[dict[str, Any]]:
+    """Store the data of ``ax``'s images as float32 tensors ``f"{prefix}_im{j}"``.
+
+    Returns one entry per image: ``type`` (its class), and when stored ``tensor`` (the
+    name), ``shape`` (before subsampling), ``dtype`` (numpy's, e.g. ``uint8``: a check
+    may rescale 0-255 data) and ``step`` (the subsampling stride, 1 for none). Only
+    exact ``AxesImage`` artists holding a numeric ndarray or masked array shaped
+    ``(H, W)`` or ``(H, W, 3|4)`` are stored (masked values as their data); anything
+    else is described by its type only.
+    """
+    from matplotlib.image import AxesImage
+
+    entries: list[dict[str, Any]] = []
+    for j, artist in enumerate(list(ax.images)[:MAX_IMAGES_PER_AXES]):
+        entry: dict[str, Any] = {"type": type_name(artist)}
+        entries.append(entry)
+        if type(artist) is not AxesImage or budget[0] <= 0:
+            continue
+        array = artist.get_array()
+        if type(array) not in (np.ndarray, np.ma.MaskedArray):
+            entry["array_type"] = type_name(array)
+            continue
+        data = np.ma.getdata(array)
+        if (type(data) is not np.ndarray or data.dtype.kind not in "fiub"
+                or data.ndim not in (2, 3) or (data.ndim == 3 and data.shape[2] not in (3, 4))
+                or 0 in data.shape):
+            entry["shape"] = [int(d) for d in getattr(data, "shape", ())][:4]
+            continue
+        step = max(1, -(-max(data.shape[:2]) // MAX_IMAGE_SIDE))
+        kept = np.array(data[::step, ::step], dtype=np.float32)  # a copy
+        key = f"{prefix}_im{j}"
+        record.tensors[key] = torch.from_numpy(np.ascontiguousarray(kept))
+        budget[0] -= 1
+        entry.update(tensor=key, shape=[int(d) for d in data.shape], dtype=str(data.dtype),
+                     step=step)
+    return entries
 
 
 def mean_activation(
