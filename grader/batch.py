@@ -32,6 +32,7 @@ bubblewrap each thread's slot keeps its warm process for the whole batch.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import queue
 import re
@@ -60,7 +61,15 @@ from grader.implementation import (
 )
 from grader.probing import ImplementationError
 from grader.records import MAX_JSON_BYTES, MAX_TENSOR_BYTES, Record, RecordError
-from grader.report import all_entries, load_entry, score_table, write_submission, write_summary
+from grader.report import (
+    ANSWERS_FILE,
+    SUMMARY_FILE,
+    all_entries,
+    load_entry,
+    score_table,
+    write_submission,
+    write_summary,
+)
 from grader.sandbox import OutputCapture
 from grader.settings import DEFAULT_SETTINGS, ProbeSettings
 from grader.tasks import TASK_NAMES
@@ -108,6 +117,17 @@ class Submission:
     path: Path | None
     problem: str | None = None  # why it cannot be graded at all
     missing: bool = False
+    digest: str = ""  # sha256 of the content (files' paths and bytes); "" when unreadable
+
+    def source(self) -> dict[str, str]:
+        """What report.json records of the source: a resumed run regrades unless both match."""
+        return {"path": str(self.path) if self.path is not None else self.spec,
+                "sha256": self.digest}
+
+
+# Names the batch writes at the top of --out (case-insensitive on some file systems).
+RESERVED_NAMES = frozenset(n.casefold() for n in (
+    SUMMARY_FILE, ANSWERS_FILE, "summary.md", "grades", "readback"))
 
 
 def _safe_name(text: str) -> str:
@@ -115,13 +135,20 @@ def _safe_name(text: str) -> str:
     return name[:100] or "submission"
 
 
-def find_submissions(specs: Sequence[str]) -> list[Submission]:
-    """Resolve SUBMISSION arguments: folders, zips, or the installed ``reference`` /
-    ``student_template`` packages; unique, file-system-safe names."""
+def find_submissions(specs: Sequence[str], out: Path | None = None) -> list[Submission]:
+    """Resolve SUBMISSION arguments: folders, zips, notebooks, or the installed ``reference``
+    / ``student_template`` packages.
+
+    Each gets an output folder name that is a function of its source and never collides:
+    the readable name, with a short hash of the source path added when sanitising changed
+    it, when it is reserved (``summary.csv``, ...), or when another source in this batch or
+    an earlier run in ``out`` has the same readable name. A source graded before in ``out``
+    keeps its folder. A submission given as (or through) a symbolic link is refused: unzip
+    and tar create links, and a link to a classmate's folder would grade the other work.
+    """
     import importlib.util
 
     found: list[Submission] = []
-    names: set[str] = set()
     for spec in specs:
         path = Path(spec).expanduser()
         problem = None
@@ -133,12 +160,18 @@ def find_submissions(specs: Sequence[str]) -> list[Submission]:
             else:
                 path = Path(next(iter(found_spec.submodule_search_locations))).resolve()
             base = spec
-        elif not path.exists():
+        elif not os.path.lexists(path):
             base, problem, missing = path.name or spec, (
                 f"{spec}: no such folder or zip; pass a folder holding model.py, "
                 "preprocessing.py, ... (a filled-in copy of student_template/) or a .zip of one"
             ), True
             path = None
+        elif path.is_symlink():
+            base = path.name
+            problem = (f"{path.name} is a symbolic link (to {os.readlink(path)}); it was "
+                       "refused so that no submission is graded as another's work: hand in "
+                       "the folder or zip itself")
+            path = path.absolute()
         elif path.is_dir():
             path = path.resolve()
             base = path.name
@@ -148,13 +181,80 @@ def find_submissions(specs: Sequence[str]) -> list[Submission]:
                 problem = (f"{path.name}: expected a folder, a .zip or a .ipynb, "
                            "got another kind of file")
             path = path.resolve()
-        name = _safe_name(base)
-        unique, n = name, 2
-        while unique in names:
-            unique, n = f"{name}-{n}", n + 1
-        names.add(unique)
-        found.append(Submission(spec, unique, path, problem, missing))
+        digest = _content_digest(path) if path is not None and problem is None else ""
+        found.append(Submission(spec, base, path, problem, missing, digest))
+    _assign_names(found, out)
     return found
+
+
+def _assign_names(found: list[Submission], out: Path | None) -> None:
+    """Give each submission its output folder name (see :func:`find_submissions`)."""
+    earlier = _earlier_sources(out)
+    readable = [_safe_name(s.name) for s in found]
+    # Clashes among names that sanitising left alone; a changed name always gets a hash.
+    counts: dict[str, int] = {}
+    for sub, name in zip(found, readable, strict=True):
+        if name == sub.name:
+            counts[name.casefold()] = counts.get(name.casefold(), 0) + 1
+    taken: set[str] = set()
+    for sub, name in zip(found, readable, strict=True):
+        source = sub.source()["path"]
+        if source in earlier and earlier[source].casefold() not in taken:
+            sub.name = earlier[source]
+        elif (name != sub.name or counts.get(name.casefold(), 0) > 1
+              or name.casefold() in RESERVED_NAMES
+              or name in earlier.values()):
+            sub.name = f"{name[:90]}-{hashlib.sha256(source.encode()).hexdigest()[:8]}"
+        else:
+            sub.name = name
+        n = 2
+        unique = sub.name
+        while unique.casefold() in taken:  # only on a hash collision: keep names distinct
+            unique, n = f"{sub.name}-{n}", n + 1
+        sub.name = unique
+        taken.add(unique.casefold())
+
+
+def _earlier_sources(out: Path | None) -> dict[str, str]:
+    """Source path -> folder name of the submissions an earlier run graded into ``out``."""
+    if out is None or not out.is_dir():
+        return {}
+    sources = {}
+    for folder in sorted(p for p in out.iterdir() if p.is_dir() and not p.is_symlink()):
+        entry = load_entry(folder)
+        source = entry.get("source") if entry else None
+        if isinstance(source, dict) and isinstance(source.get("path"), str):
+            sources.setdefault(source["path"], folder.name)
+    return sources
+
+
+def _content_digest(path: Path) -> str:
+    """sha256 over a file's bytes, or a folder's regular files (relative paths and bytes, no
+    links followed), within the staging caps; "" when unreadable or over the caps."""
+    h = hashlib.sha256()
+    try:
+        if path.is_file():
+            if path.stat().st_size > MAX_ZIP_BYTES:
+                return ""
+            h.update(path.read_bytes())
+            return h.hexdigest()
+        count = total = 0
+        for root, dirs, files in os.walk(path, followlinks=False):
+            dirs.sort()
+            for name in sorted(files):
+                file = Path(root) / name
+                info = os.lstat(file)
+                if not stat.S_ISREG(info.st_mode):
+                    continue
+                count += 1
+                total += info.st_size
+                if count > MAX_ZIP_FILES or total > MAX_ZIP_BYTES:
+                    return ""
+                h.update(file.relative_to(path).as_posix().encode() + b"\0")
+                h.update(file.read_bytes())
+    except OSError:
+        return ""
+    return h.hexdigest()
 
 
 def stage(sub: Submission, dest: Path, unpack: Path) -> list[str]:
@@ -179,8 +279,26 @@ def stage(sub: Submission, dest: Path, unpack: Path) -> list[str]:
         return notes
     if source.is_file():
         source = _extract_zip(source, unpack)
-    copy_regular_files(_find_root(source), dest)
+    root = _find_root(source)
+    _refuse_linked_root(source, root)
+    copy_regular_files(root, dest)
     return []
+
+
+def _refuse_linked_root(source: Path, root: Path) -> None:
+    """The submission's root must be a real folder inside it: no symbolic link on the way.
+
+    Raises:
+        ImplementationError: a folder on the path from ``source`` to ``root`` is a link.
+    """
+    here = source
+    for part in root.relative_to(source).parts:
+        here = here / part
+        if here.is_symlink():
+            raise ImplementationError(
+                f"{source.name}/{here.relative_to(source).as_posix()} is a symbolic link "
+                f"(to {os.readlink(here)}); it was refused so that no submission is graded as "
+                "another's work: hand in the folder itself, not a link to it")
 
 
 def copy_regular_files(src: Path, dst: Path) -> None:
@@ -779,6 +897,7 @@ class SubmissionRun:
                 b.out / sub.name, report, status=status, problems=self.problems,
                 student=self.records, reference=b.reference.records,
                 log="\n".join(self.logs), extra={
+                    "source": sub.source(),
                     "sandbox": b.sandbox_info(self.identity),
                     "resources": {
                         "children": self.children,
@@ -885,6 +1004,12 @@ def parse_tasks(value: str | Sequence[str] | None) -> tuple[str, ...]:
     return tuple(t for t in TASK_NAMES if t in names)
 
 
+def _already_graded(folder: Path, sub: Submission) -> bool:
+    """Whether ``folder`` holds a complete grade of exactly this source (path and content)."""
+    entry = load_entry(folder)
+    return entry is not None and bool(sub.digest) and entry.get("source") == sub.source()
+
+
 def _variant_settings(variant: str, secret: str | None, notes: list[str]) -> ProbeSettings:
     """The probe settings of ``variant`` (``graded`` or ``practice``).
 
@@ -940,7 +1065,8 @@ def grade_batch(
     task_list = parse_tasks(tasks)
     if jobs < 1:
         raise UsageError("-j/--jobs must be at least 1")
-    found = find_submissions(submissions)
+    out_dir = Path(out).resolve()
+    found = find_submissions(submissions, out_dir)
     if not found or all(s.missing for s in found):
         raise UsageError("no submission found: " + "; ".join(s.problem or s.spec for s in found))
     try:
@@ -964,14 +1090,15 @@ def grade_batch(
     cctx = CheckContext(weights=resolved)
     cctx.trusted_model()  # fails here, before any child starts, if the weights are unusable
 
-    out_dir = Path(out).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     todo, skipped, missing = [], [], []
     for index, sub in enumerate(found):
         if sub.missing:
+            # Still a row and a results.json (0 points, the reason): nothing passed is lost.
             missing.append((sub.name, sub.problem or "not found"))
-            emit(f"skipping {sub.spec}: {sub.problem}")
-        elif not force and load_entry(out_dir / sub.name) is not None:
+            emit(f"not found: {sub.spec}: {sub.problem}")
+            todo.append((index, sub))
+        elif not force and _already_graded(out_dir / sub.name, sub):
             skipped.append(sub.name)
         else:
             todo.append((index, sub))
@@ -1014,7 +1141,7 @@ def grade_batch(
         shutil.rmtree(work, ignore_errors=True)
     entries = all_entries(out_dir)
     write_summary(out_dir, entries)
-    table = score_table(entries, extra_rows=missing)
+    table = score_table(entries)
     return BatchResult(entries=entries, graded=graded, skipped=skipped, missing=missing,
                        errors=errors, interrupted=interrupted, table=table,
                        seconds=time.monotonic() - begin)

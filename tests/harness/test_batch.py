@@ -176,7 +176,15 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> BatchRun:
 
 def test_batch_exits_0_although_one_submission_is_missing(batch: BatchRun) -> None:
     assert batch.code == 0
-    assert not (batch.out / "no_such_student").exists()
+
+
+def test_a_missing_submission_still_gets_its_row_and_results(batch: BatchRun) -> None:
+    # Issue 14: every SUBMISSION passed ends with one row and a results.json, 0 and the reason.
+    results = batch.results("no_such_student")
+    assert results["score"] == 0 and "no such folder or zip" in results["output"]
+    with (batch.out / "summary.csv").open() as f:
+        rows = [r for r in csv.DictReader(f) if r["submission"] == "no_such_student"]
+    assert len(rows) == 1 and rows[0]["total"] == "0"
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED), ids=sorted(EXPECTED))
@@ -272,7 +280,7 @@ def test_summary_csv_has_one_column_per_task(batch: BatchRun) -> None:
         rows = list(csv.reader(f))
     assert rows[0] == ["submission", *TASKS, "total", "max_score", "status", "problems"]
     by_name = {row[0]: row for row in rows[1:]}
-    assert set(by_name) == set(EXPECTED)
+    assert set(by_name) == {*EXPECTED, "no_such_student"}  # every SUBMISSION passed has a row
     assert by_name["reference"][1:5] == ["10", "12", "0", "22"]
 
 
