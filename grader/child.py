@@ -114,6 +114,11 @@ def wait_for_handoff(records: Path, task: str, limit: float = HANDOFF_LIMIT) -> 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    from grader.sandbox import isolate_ipc_and_keyring
+
+    # Before the drop: a new IPC namespace needs the capability the drop gives up. A child
+    # started unprivileged (--sandbox none) got both from its preexec already.
+    isolate_ipc_and_keyring()
     if args.drop_uid is not None:
         drop_privileges(args.drop_uid, args.drop_gid if args.drop_gid is not None else args.drop_uid)
     no_new_privs()

@@ -74,9 +74,33 @@ TMPFS_BYTES = 256 * 1024 * 1024
 
 _PR_SET_PDEATHSIG = 1
 try:  # resolved before any fork: dlopen after fork in a threaded process may deadlock
-    _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
+    _LIBC = ctypes.CDLL(None, use_errno=True)
+    _PRCTL = _LIBC.prctl
+    _UNSHARE = _LIBC.unshare
+    _SYSCALL = _LIBC.syscall
 except (OSError, AttributeError):  # not Linux
-    _PRCTL = None
+    _PRCTL = _UNSHARE = _SYSCALL = None
+_CLONE_NEWIPC = 0x08000000
+_KEYCTL_JOIN_SESSION_KEYRING = 1
+_SYS_KEYCTL = {"x86_64": 250, "aarch64": 219}.get(os.uname().machine)
+
+
+def isolate_ipc_and_keyring() -> tuple[bool, bool]:
+    """Give this process (and what it starts) its own System V IPC namespace and a new, empty
+    session keyring, so no two submissions share a shared-memory segment, semaphore, message
+    queue or session key.
+
+    A new IPC namespace needs CAP_SYS_ADMIN: root, or the user namespace of bubblewrap as an
+    ordinary user; without it the call fails and the process keeps the namespace it has.
+    Joining a new anonymous session keyring needs no privilege.
+
+    Returns:
+        ``(ipc, keyring)``: whether each took.
+    """
+    ipc = _UNSHARE is not None and _UNSHARE(_CLONE_NEWIPC) == 0
+    keyring = (_SYSCALL is not None and _SYS_KEYCTL is not None
+               and _SYSCALL(_SYS_KEYCTL, _KEYCTL_JOIN_SESSION_KEYRING, None) >= 0)
+    return ipc, keyring
 
 
 class SandboxError(RuntimeError):
@@ -392,15 +416,24 @@ def command_for(spec: ChildSpec, mode: str, identity: Identity | None = None) ->
     return list(spec.argv)
 
 
-def preexec(limits: Limits) -> Callable[[], None]:
-    """The function run in the child between fork and exec: limits and parent-death signal.
+def preexec(limits: Limits, identity: Identity | None = None) -> Callable[[], None]:
+    """The function run in the child between fork and exec: its own IPC namespace and
+    session keyring, limits, parent-death signal, and (``drop_at == "exec"``) the drop to
+    the child's uid, after the isolation that needs root.
 
-    Only async-signal-tolerant work: ``setrlimit`` and a pre-resolved ``prctl``.
+    Only async-signal-tolerant work: ``setrlimit``, pre-resolved ``prctl``/``unshare``/
+    ``syscall`` and the set*id calls.
     """
     rlimits = limits.rlimits()
     prctl = _PRCTL
+    drop = identity if identity is not None and identity.drop_at == "exec" else None
 
     def apply() -> None:
+        isolate_ipc_and_keyring()
+        if drop is not None:
+            os.setgroups([])
+            os.setresgid(drop.gid, drop.gid, drop.gid)
+            os.setresuid(drop.uid, drop.uid, drop.uid)
         for which, value in rlimits:
             try:
                 resource.setrlimit(which, (value, value))
@@ -421,9 +454,7 @@ def start(spec: ChildSpec, *, mode: str, limits: Limits, identity: Identity,
     ``control``: stdin, stdout and stderr are three pipes instead (a warm worker's
     requests, replies and diagnostics).
     """
-    kwargs: dict = {}
-    if identity.drop_at == "exec":
-        kwargs.update(user=identity.uid, group=identity.gid, extra_groups=[])
+    # The uid drop happens in preexec, after the IPC namespace that needs root.
     return subprocess.Popen(
         command_for(spec, mode, identity),
         cwd=str(spec.cwd),
@@ -432,9 +463,8 @@ def start(spec: ChildSpec, *, mode: str, limits: Limits, identity: Identity,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE if control else subprocess.STDOUT,
         start_new_session=True,
-        preexec_fn=preexec(limits),
+        preexec_fn=preexec(limits, identity),
         close_fds=True,
-        **kwargs,
     )
 
 

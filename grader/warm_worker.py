@@ -31,7 +31,9 @@ from grader import sandbox
 READY_TIMEOUT = 180.0
 REPLY_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
-ZYGOTE_CAPABILITIES = ("CAP_KILL", "CAP_FOWNER", "CAP_DAC_OVERRIDE")
+# CAP_SYS_ADMIN: each forked child unshares a new IPC namespace before it drops to its uid
+# (consecutive submissions of one worker share the sandbox's namespaces otherwise).
+ZYGOTE_CAPABILITIES = ("CAP_KILL", "CAP_FOWNER", "CAP_DAC_OVERRIDE", "CAP_SYS_ADMIN")
 
 
 class WorkerError(RuntimeError):
