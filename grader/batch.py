@@ -89,6 +89,7 @@ STARTUP_TIMEOUT = 120.0
 # student's leftover process or thread must not hold the batch up).
 EXIT_GRACE = 5.0
 POLL_SECONDS = 0.05
+MEMORY_SAMPLE_SECONDS = 0.25
 MAX_PROGRESS_BYTES = 64 * 1024
 _SKIP_DIRS = frozenset({"__pycache__", ".git", ".ipynb_checkpoints", ".venv"})
 
@@ -518,11 +519,13 @@ class Attempt:
     returncode: int | None
     done: list[str]
     current: str | None
-    stopped: str | None  # "task-timeout", "submission-timeout", "startup-timeout" or None
+    stopped: str | None  # "task-timeout", "submission-timeout", "startup-timeout", "memory"
     output: str
     startup_s: float | None = None  # from start to the first task (imports, model)
     seconds: float = 0.0
-    peak_memory: int | None = None  # bytes, the kernel's ru_maxrss of the child's tree
+    # bytes: the submission's peak (all processes of its uid, see sandbox.uid_memory) where
+    # it has a uid of its own, else the kernel's ru_maxrss of the child
+    peak_memory: int | None = None
 
 
 class FreshChild:
@@ -721,6 +724,8 @@ class SubmissionRun:
         started = time.monotonic()
         current, current_since, done, stopped = None, started, [], None
         all_done_at = first_task_at = None
+        watch = self.identity.dedicated
+        submission_peak, next_sample = 0, started
         try:
             while True:
                 returncode, _ = child.poll()
@@ -738,6 +743,14 @@ class SubmissionRun:
                 now = time.monotonic()
                 if b.stop.is_set():
                     raise Interrupted
+                if watch and now >= next_sample:
+                    # --memory holds for the whole submission, all its processes together.
+                    used = sandbox.uid_memory(self.identity.uid)
+                    submission_peak = max(submission_peak, used)
+                    next_sample = now + MEMORY_SAMPLE_SECONDS
+                    if used > b.limits.memory_mb * 2**20:
+                        stopped = "memory"
+                        break
                 if now >= deadline:
                     stopped = "submission-timeout"
                 elif current is not None and now - current_since > b.task_timeout:
@@ -762,7 +775,8 @@ class SubmissionRun:
         return Attempt(returncode, done, current if current not in done else None,
                        stopped, child.output(b.limits.output_bytes),
                        startup_s=None if first_task_at is None else first_task_at - started,
-                       seconds=time.monotonic() - started, peak_memory=peak)
+                       seconds=time.monotonic() - started,
+                       peak_memory=(submission_peak or peak) if watch else peak)
 
     def progress(self, tasks: list[str]) -> list[tuple[str, str]]:
         """The child's progress markers for ``tasks``: [("start"|"done", task), ...]."""
@@ -852,6 +866,10 @@ class SubmissionRun:
                 self.fail(task, "timeout", f"the task ran over its time limit of "
                           f"{self.batch.task_timeout:g} s (an infinite loop, or far more work than "
                           "the handout's settings need?)")
+            elif run.stopped == "memory":
+                self.fail(task, "probe_error", f"your code used more than the {self.batch.limits.memory_mb} "
+                          "MB memory limit (all its processes together) during this task and "
+                          "was stopped; free what you no longer need, or start fewer processes")
             elif run.stopped == "submission-timeout":
                 self.fail(task, "timeout", f"the submission's time limit of "
                           f"{self.batch.timeout:g} s ran out during this task")

@@ -568,6 +568,23 @@ def kill_uid(uid: int, *, rounds: int = 50) -> int:
     return sent
 
 
+def uid_memory(uid: int) -> int:
+    """The memory of all live processes of ``uid``, in bytes: the sum of their proportional
+    set sizes (``Pss`` of ``/proc/<pid>/smaps_rollup``), so pages several of them share
+    (a forked child's copy-on-write pages of its warm worker) count once in all."""
+    total = 0
+    for pid in uid_processes(uid):
+        try:
+            with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+        except (OSError, ValueError):
+            continue  # gone, or not ours to read
+    return total
+
+
 def uid_processes(uid: int) -> list[int]:
     """Live (not zombie) pids whose real uid is ``uid``."""
     return [pid for pid in _pids() if _uid_state(pid) == (uid, False)]

@@ -95,3 +95,33 @@ def test_a_secret_does_not_pass_between_two_students(tmp_path: Path, mode: str) 
     assert "alice stored: shm=True session=True user=True" in _message(out, "alice")
     # ... and nothing of it reached Bob.
     assert "bob found: shm=False session=False user=False" in _message(out, "bob")
+
+
+HOG = '''
+
+def load_model(device="cpu"):
+    import subprocess
+    import sys
+
+    hog = "b = bytearray({mb} * 2**20); import time; time.sleep(60)"
+    procs = [subprocess.Popen([sys.executable, "-c", hog]) for _ in range(3)]
+    for proc in procs:
+        proc.wait()
+    raise RuntimeError("all my processes finished")
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0,
+                    reason="the whole-submission limit needs the submission's own uid (root)")
+def test_the_memory_limit_holds_for_all_processes_of_a_submission(tmp_path: Path) -> None:
+    # Three processes of 1.8 GB each stay under a 4.5 GB per-process limit, but not together.
+    hog = _student(tmp_path, "hog", HOG.format(mb=1800))
+    out = tmp_path / "grades"
+    result = grade_batch([str(hog)], out=out, tasks="model", memory=4500, task_timeout=50,
+                         sandbox_mode="none", variant="practice", quiet=True)
+    assert result.exit_code == 0
+    message = _message(out, "hog")
+    assert "4500 MB memory limit (all its processes together)" in message, message
+    entry = json.loads((out / "hog" / "report.json").read_text())
+    assert entry["resources"]["peak_memory_mib"] > 4500
