@@ -2,9 +2,11 @@
 
 ``reference`` and ``student_template`` name the installed packages; any other
 value is a path. A folder holds the task modules (``model.py``, ...) at its top
-or inside a ``student_template/`` folder. A zip is extracted (safely) first. A
-``.ipynb`` is turned into such a folder by parsing its code cells, never running
-them (:mod:`grader.notebook`).
+or inside a ``student_template/`` folder, or, when it has none, exactly one
+notebook (a Gradescope upload of ``lab3.ipynb``). A zip is extracted (safely)
+first. A ``.ipynb`` is turned into such a folder by parsing its code cells,
+never running them (:mod:`grader.notebook`); the implementation then phrases its
+messages in the notebook's terms (:meth:`Implementation.localize`).
 Each implementation is imported as its own synthetic package, so relative
 imports (``from .preprocessing import preprocess_image``) work and several
 implementations can live in one process.
@@ -20,9 +22,13 @@ import traceback
 import zipfile
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from grader.points import TASKS
 from grader.probing import ImplementationError
+
+if TYPE_CHECKING:
+    from grader.notebook import NotebookLocations
 
 TASK_MODULES = tuple(t.module for t in TASKS if t.module != "answers")
 BUILTIN_PACKAGES = ("reference", "student_template")
@@ -48,6 +54,8 @@ class Implementation:
         # one line each, for the score table and the feedback.
         self.notes: list[str] = []
         self.notebook = False  # built from a .ipynb by grader.notebook
+        # Where a notebook's graded names are (grader.notebook.NotebookLocations), else None.
+        self.locations: NotebookLocations | None = None
         self._errors: dict[str, str] = {}
 
     def __repr__(self) -> str:
@@ -80,15 +88,25 @@ class Implementation:
             where = f" ({Path(frames[-1].filename).name}, line {frames[-1].lineno})" if frames else ""
             if isinstance(exc, SyntaxError):
                 where = f" ({Path(exc.filename or path).name}, line {exc.lineno})"
-            if self.notebook and frames and Path(frames[-1].filename).resolve() == path.resolve():
-                # The student never saw the generated module: point at their cell.
-                where = f" (notebook {_notebook_cell(path, frames[-1].lineno)})"
-            self._errors[name] = (
-                f"importing {name}.py failed{where}: {type(exc).__name__}: {exc}"
-            )[:2000]
+            what = f"importing {name}.py"
+            if self.notebook:
+                # The student never saw the generated module: point at their notebook and cell.
+                if frames and Path(frames[-1].filename).resolve() == path.resolve():
+                    where = f" (notebook {_notebook_cell(path, frames[-1].lineno)})"
+                what = f"importing the Task {_task_number(name)} definitions of {self._notebook_name()}"
+            self._errors[name] = f"{what} failed{where}: {type(exc).__name__}: {exc}"[:2000]
             raise ImplementationError(self._errors[name]) from None
         self._modules[name] = module
         return module
+
+    def localize(self, message: str) -> str:
+        """``message`` in this submission's terms: for a notebook, ``load_model in model.py``
+        becomes ``load_model in lab3.ipynb (cell 5)`` (see
+        :meth:`grader.notebook.NotebookLocations.localize`); unchanged for a package."""
+        return self.locations.localize(message) if self.locations is not None else message
+
+    def _notebook_name(self) -> str:
+        return self.locations.notebook if self.locations is not None else "the notebook"
 
     def answers_text(self) -> str | None:
         """The submission's ``answers.md`` (capped at 200 kB), or None if absent."""
@@ -128,17 +146,26 @@ def load_implementation(spec: str | Path, *, extract_to: Path | None = None) -> 
         if path.suffix.lower() != ".zip":
             raise ImplementationError(f"{text}: expected a folder or a .zip, got a file")
         path = _extract_zip(path, extract_to)
+        extract_to = None  # taken by the zip's files
     root = _find_root(path.resolve())
+    notebook = submitted_notebook(root)
+    if notebook is not None:
+        return _load_notebook(notebook, extract_to, name=name)
     digest = hashlib.sha256(str(root).encode()).hexdigest()[:12]
     package = f"lab3_impl_{digest}"
     if package not in sys.modules:
         _register_package(package, root)
-    return Implementation(name, root, package)
+    impl = Implementation(name, root, package)
+    # A notebook's package staged by `lab3 grade` (grader.notebook.write_package).
+    impl.locations = _read_locations(root)
+    impl.notebook = impl.locations is not None
+    return impl
 
 
-def _load_notebook(path: Path, extract_to: Path | None) -> Implementation:
+def _load_notebook(path: Path, extract_to: Path | None, *, name: str | None = None) -> Implementation:
     """A notebook: its definitions written as a package folder (nothing run here), see
-    :mod:`grader.notebook`; the notes say which cells were not used and why."""
+    :mod:`grader.notebook`; the notes say which cells were not used and why. Named
+    ``name`` (default: the notebook's file name without ``.ipynb``)."""
     import tempfile
 
     from grader.notebook import write_package
@@ -151,10 +178,18 @@ def _load_notebook(path: Path, extract_to: Path | None) -> Implementation:
     package = f"lab3_impl_{hashlib.sha256(str(root).encode()).hexdigest()[:12]}"
     if package not in sys.modules:
         _register_package(package, root)
-    impl = Implementation(path.stem, root, package)
+    impl = Implementation(name or path.stem, root, package)
     impl.notes = notes
     impl.notebook = True
+    impl.locations = _read_locations(root)
     return impl
+
+
+def _read_locations(root: Path) -> NotebookLocations | None:
+    from grader.notebook import LOCATIONS_FILE, NotebookLocations
+
+    path = root / LOCATIONS_FILE
+    return NotebookLocations.read(path) if path.is_file() else None
 
 
 def _notebook_cell(path: Path, lineno: int | None) -> str:
@@ -166,25 +201,61 @@ def _notebook_cell(path: Path, lineno: int | None) -> str:
     return f"line {lineno}"
 
 
+def _task_number(module: str) -> int | str:
+    return next((t.number for t in TASKS if t.module == module), module)
+
+
 def _has_modules(folder: Path) -> bool:
     return folder.is_dir() and any((folder / f"{m}.py").is_file() for m in TASK_MODULES)
 
 
+def _notebooks(folder: Path) -> list[Path]:
+    """The ``.ipynb`` files at the top of ``folder`` (not hidden ones, such as macOS's ``._x``)."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir()
+                  if p.suffix.lower() == ".ipynb" and not p.name.startswith(".") and p.is_file())
+
+
+def submitted_notebook(root: Path) -> Path | None:
+    """The notebook that is the submission in ``root`` (a folder :func:`_find_root` returned):
+    its only ``.ipynb`` when it holds no task modules, else None."""
+    if _has_modules(root):
+        return None
+    notebooks = _notebooks(root)
+    return notebooks[0] if len(notebooks) == 1 else None
+
+
 def _find_root(folder: Path) -> Path:
-    if _has_modules(folder):
-        return folder
-    nested = folder / "student_template"
-    if _has_modules(nested):
-        return nested
-    # A zip often wraps everything in one folder named after the student.
+    """The folder holding the submission in ``folder``: its task modules (at the top, in a
+    ``student_template/`` folder, or the same inside the one folder a zip often wraps
+    everything in), else the one notebook in one of those places.
+
+    Raises:
+        ImplementationError: neither task modules nor a notebook, or several notebooks
+            and no modules (the message names them).
+    """
+    candidates = [folder, folder / "student_template"]
     children = [c for c in folder.iterdir() if c.is_dir() and not c.name.startswith((".", "__"))]
     if len(children) == 1:
-        for candidate in (children[0], children[0] / "student_template"):
-            if _has_modules(candidate):
-                return candidate
+        candidates += [children[0], children[0] / "student_template"]
+    for candidate in candidates:
+        if _has_modules(candidate):
+            return candidate
+    for candidate in candidates:
+        notebooks = _notebooks(candidate)
+        if len(notebooks) == 1:
+            return candidate
+        if notebooks:
+            where = "" if candidate == folder else f" in {candidate.relative_to(folder).as_posix()}/"
+            raise ImplementationError(
+                f"{folder.name}: {len(notebooks)} notebooks{where} "
+                f"({', '.join(p.name for p in notebooks)}) and no model.py, preprocessing.py, ...: "
+                "hand in one notebook (delete the others), or a folder holding the task modules"
+            )
     raise ImplementationError(
         f"{folder.name}: none of {', '.join(m + '.py' for m in TASK_MODULES)} found at its top "
-        "or in a student_template/ folder inside it"
+        "or in a student_template/ folder inside it, and no .ipynb notebook"
     )
 
 

@@ -3,13 +3,20 @@
 Students are taught the lab as a Jupyter notebook. Two directions, one source of truth:
 
 ``write_notebook`` (``lab3 notebook``)
-    The student notebook is generated from ``student_template/``: per task a short
-    markdown introduction (the handout's text), a code cell holding that task's module
-    source (relative imports removed: a notebook is one namespace) and a small demo
-    cell; one heading cell plus one empty answer cell per conceptual question (the
-    ``## `` headings of ``student_template/answers.md``). The reference notebook is the
-    same built from ``reference/`` (answers from ``reference/answers.md``), executed
-    with nbclient under the resolved weights, so it shows its figures.
+    The student notebook is generated from ``student_template/``: a set-up cell, then
+    per task a short markdown introduction (the handout's text), a code cell holding
+    that task's module source (relative imports removed: a notebook is one namespace)
+    and a small demo cell; one heading cell plus one answer cell holding
+    :data:`~grader.tasks.answers.ANSWER_PROMPT` per conceptual question (the ``## ``
+    headings of ``student_template/answers.md``). The set-up cell resolves and
+    activates the weights with :mod:`grader.weights` and takes the demo photo from the
+    grader's fixtures, so the notebook runs offline from any folder. A demo cell
+    reports a stub ("not implemented yet: ...") instead of raising, and skips itself,
+    saying which task's demo to finish, when an earlier demo's result is missing; so
+    the student notebook runs top to bottom from the first day. Figures drawn with the
+    stand-in weights say so in the figure (:func:`mark_standin`). The reference
+    notebook is the same built from ``reference/`` (answers from
+    ``reference/answers.md``), executed with nbclient, so it shows its figures.
 
 ``build_package`` (used by ``load_implementation("x.ipynb")``)
     Builds a package folder from a notebook WITHOUT running it: every code cell is
@@ -21,6 +28,8 @@ Students are taught the lab as a Jupyter notebook. Two directions, one source of
     calls, plots, downloads, loops, ``with`` blocks, and assignments nothing graded
     uses (``img = Image.open(requests.get(url).raw)``, ``model = load_model()``).
     The last definition of a name wins, as when the notebook runs top to bottom.
+    The notes speak only of what the student wrote: the generated set-up and demo
+    statements, unchanged, and ``%matplotlib`` lines are not mentioned.
     Kept statements are emitted imports first, then in dependency order (cell order
     otherwise), so reordered cells still work. Each task module file holds only what
     its own names need, so a broken constant costs the tasks that use it, as in a
@@ -31,7 +40,8 @@ Students are taught the lab as a Jupyter notebook. Two directions, one source of
 
 Parsing is all the grader does with the notebook in its own process: nothing in it
 is executed here; the generated modules are imported like any package submission
-(inside the sandbox in ``lab3 grade``).
+(inside the sandbox in ``lab3 grade``). :class:`NotebookLocations` (saved beside the
+modules) lets messages written for the package name the notebook's cells instead.
 """
 
 from __future__ import annotations
@@ -44,10 +54,16 @@ import symtable
 import sys
 import tempfile
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from grader.points import TASKS
 from grader.probing import ImplementationError
+from grader.tasks.answers import ANSWER_PROMPT
+
+if TYPE_CHECKING:
+    from grader.weights import ResolvedWeights
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE_DIR = ROOT / "student_template"
@@ -57,7 +73,10 @@ MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024
 # Cell magics whose body is still Python (the magic line is dropped, the body parsed).
 _PYTHON_CELL_MAGICS = frozenset({"time", "timeit", "capture", "prun", "debug"})
 _HEADING = re.compile(r"^(#{1,2})(?!#)\s*(.*?)\s*#*\s*$")
+_MATPLOTLIB_MAGIC = re.compile(r"%matplotlib(\s|$)")
 _SUBMISSION_MARK = "lab3-notebook"
+# Written beside a notebook's generated modules: where its graded names are defined.
+LOCATIONS_FILE = "notebook_locations.json"
 
 # --------------------------------------------------------------------------- course text
 
@@ -77,6 +96,11 @@ downloads, plots and training loops are never run by it. If you define a functio
 the last definition counts, as when you run the notebook top to bottom. Write your answers
 to the conceptual questions in the cells under their `## Task ...` headings (keep the
 headings). Check yourself with `pytest --impl lab3.ipynb` (your notebook's file name).
+
+**Running it.** Run the set-up cell first: it loads the weights from disk (nothing is
+downloaded) and picks the demo photo. Each task's demo cell tries your functions: until
+you write them it prints "not implemented yet", and a demo that needs an earlier task's
+result says which task to finish first.
 """
 
 TASK_TEXT: dict[str, str] = {
@@ -167,52 +191,156 @@ and target, and show them side by side.
 """,
 }
 
+# The first code cell. It makes the notebook work offline from any folder with the grader's
+# own code: the weights resolved and activated as the harness does (grader.weights), the demo
+# photo from the grader's fixtures. `ready` and `show` keep one unfinished task from breaking
+# the demos after it.
 SETUP_CELL = """\
+# Set-up (given): run this cell first. Nothing is downloaded.
+# WEIGHTS: the real IMAGENET1K_V1 checkpoint when it is in your torch hub cache, else the lab's
+# stand-in (ResNet-34 with deterministic random weights: everything runs, but the predictions
+# are not ImageNet classes). Once activated, `models.resnet34(weights=...IMAGENET1K_V1)` loads
+# WEIGHTS from disk. The demo cells use small settings so that they run in seconds on a laptop
+# CPU; the handout's full settings: 224-pixel images, 50 filter iterations, n_steps=50,
+# nt_samples=10.
 %matplotlib inline
-# Demo settings: small, so the demo cells run in seconds on a laptop CPU. The handout's
-# full settings: 224-pixel images, 50 filter iterations, n_steps=50, nt_samples=10.
+import warnings
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
+from IPython.display import display
 
-IMAGE_PATH = "grace_hopper.jpg"  # any photo of yours
+try:
+    from grader.inputs import probe_photo
+    from grader.notebook import mark_standin
+    from grader.weights import activate, resolve_weights
+except ImportError:  # the lab3 package is not installed where this kernel runs
+    print("lab3 is not installed in this kernel: torchvision will download the weights "
+          "(internet needed) and IMAGE_PATH must name a photo of yours. To work offline, "
+          "start Jupyter from the lab's environment (pip install -e <the lab3 folder>).")
+    WEIGHTS, IMAGE_PATH = None, Path("grace_hopper.jpg")
+else:
+    WEIGHTS = resolve_weights()
+    activate(WEIGHTS)
+    print(WEIGHTS.describe())
+    IMAGE_PATH = probe_photo()  # the lab's demo photo; or the path of a photo of yours
 DEMO_SIZE = 64
+warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without ipywidgets
+MADE_BY = {"model": 1, "labels": 1, "x": 2, "target": 3, "x_small": 6, "image01": 6,
+           "attributions": 6}
+
+
+def ready(*names):
+    \"\"\"Whether earlier demo cells defined ``names``; if not, says which demo makes them.\"\"\"
+    missing = [name for name in names if name not in globals()]
+    for name in missing:
+        print(f"skipped: this demo needs `{name}` from the demo of Task {MADE_BY[name]}; "
+              f"implement Task {MADE_BY[name]} and run its demo cell first")
+    return not missing
+
+
+def show(fig):
+    \"\"\"Display the Figure a task returned (labelled in the figure when WEIGHTS is the stand-in).\"\"\"
+    if WEIGHTS is not None:
+        mark_standin(fig, WEIGHTS)
+    display(fig)
+    if fig is not None:
+        plt.close(fig)  # shown once: not again by the inline backend
 """
 
+_NOT_YET = """\
+except NotImplementedError as exc:
+    print(f"not implemented yet: {exc}")
+"""
+
+
+def _demo(body: str, needs: tuple[str, ...] = (), before: str = "") -> str:
+    """A demo cell: ``body`` in a ``try`` that reports a stub, run only when the earlier
+    demos defined ``needs``; ``before`` runs ahead of the ``try`` (under the same guard)."""
+    block = before + "try:\n" + _indent(body) + _NOT_YET
+    if needs:
+        block = f"if ready({', '.join(map(repr, needs))}):\n" + _indent(block)
+    return block
+
+
+def _indent(text: str) -> str:
+    return "".join(f"    {line}" if line.strip() else line for line in text.splitlines(True))
+
+
 DEMO_CELLS: dict[str, str] = {
-    "model": (
+    "model": _demo(
         "model = load_model()\nlabels = load_labels()\n"
-        "print(type(model).__name__, len(labels), labels[0])\n"
+        "print(f\"{type(model).__name__} with {len(labels)} labels, e.g. {labels[0]!r}\")\n"
     ),
-    "preprocessing": "x = preprocess_image(IMAGE_PATH)\nprint(x.shape, float(x.mean()))\n",
-    "inference": (
+    "preprocessing": _demo(
+        "x = preprocess_image(IMAGE_PATH)\n"
+        "print(f\"input {tuple(x.shape)}, mean {float(x.mean()):.3f}\")\n"
+    ),
+    "inference": _demo(
         "label, target, score = predict(model, IMAGE_PATH, labels)\n"
-        "print(f\"Predicted class: '{label}' ({target}) with confidence {score:.2f}\")\n"
+        "print(f\"Predicted class: '{label}' ({target}) with confidence {score:.2f}\")\n",
+        needs=("model", "labels"),
     ),
-    "graph": (
+    "graph": _demo(
         "names = conv_layer_names(model)\nprint(len(names), names[:4])\n"
-        "print(render_model_graph(model, 'resnet34_torchvision_graph', image_size=DEMO_SIZE))\n"
+        "print(render_model_graph(model, 'resnet34_torchvision_graph', image_size=DEMO_SIZE))\n",
+        needs=("model",),
     ),
-    "filters": "plot_filter_grid(model, iterations=3, image_size=DEMO_SIZE)\n",
-    "integrated_gradients": (
-        "x_small = F.interpolate(x, size=(DEMO_SIZE, DEMO_SIZE), mode='bilinear', antialias=True)\n"
-        "mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)\n"
-        "std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)\n"
-        "image01 = (x_small * std + mean).clamp(0, 1)\n"
+    "filters": _demo(
+        "show(plot_filter_grid(model, iterations=3, image_size=DEMO_SIZE))\n",
+        needs=("model",),
+    ),
+    "integrated_gradients": _demo(
         "attributions, delta = integrated_gradients(model, x_small, target, n_steps=8)\n"
-        "print(attributions.shape, float(delta[0]))\n"
+        "print(tuple(attributions.shape), float(delta[0]))\n",
+        needs=("model", "x", "target"),
+        before=(
+            "x_small = F.interpolate(x, size=(DEMO_SIZE, DEMO_SIZE), mode='bilinear', "
+            "antialias=True)\n"
+            "mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)\n"
+            "std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)\n"
+            "image01 = (x_small * std + mean).clamp(0, 1)  # the image in [0, 1], for drawing\n"
+        ),
     ),
-    "attribution_viz": "visualize_attribution_grid(attributions, image01)\n",
-    "noise_tunnel": (
+    "attribution_viz": _demo(
+        "show(visualize_attribution_grid(attributions, image01))\n",
+        needs=("attributions", "image01"),
+    ),
+    "noise_tunnel": _demo(
         "smoothed = noise_tunnel(model, x_small, target, nt_samples=2, n_steps=4)\n"
-        "print(smoothed.shape, float(smoothed.abs().sum()))\n"
+        "print(tuple(smoothed.shape), float(smoothed.abs().sum()))\n",
+        needs=("model", "x_small", "target"),
     ),
-    "comparison": (
+    "comparison": _demo(
         "results = compare_attributions(model, x_small, target, n_steps=4)\n"
-        "plot_comparison(results, image01)\n"
+        "show(plot_comparison(results, image01))\n",
+        needs=("model", "x_small", "target", "image01"),
     ),
 }
+
+STANDIN_CAPTION = "stand-in weights: not ImageNet predictions"
+
+
+def mark_standin(fig: object, weights: ResolvedWeights) -> object:
+    """Say in ``fig`` itself that it was drawn with the stand-in weights; returns ``fig``.
+
+    A line :data:`STANDIN_CAPTION` is added under the figure's suptitle (or becomes it).
+    Nothing changes for other weights, for what is not a matplotlib Figure, or when the
+    line is already there.
+    """
+    from matplotlib.figure import Figure
+
+    if weights.kind != "standin" or not isinstance(fig, Figure):
+        return fig
+    title = fig._suptitle.get_text() if fig._suptitle is not None else ""
+    if STANDIN_CAPTION not in title:
+        if title:
+            fig._suptitle.set_text(f"{title}\n{STANDIN_CAPTION}")
+        else:
+            fig.suptitle(STANDIN_CAPTION, color="tab:red")
+    return fig
 
 
 # --------------------------------------------------------------------------- generating
@@ -248,6 +376,14 @@ def _answer_sections(text: str) -> dict[str, str]:
     return {k: "\n".join(v).strip() for k, v in sections.items()}
 
 
+@cache
+def generated_statements() -> frozenset[str]:
+    """``ast.dump`` of each top-level statement of the set-up and demo cells: work the
+    notebook itself does, which the notes about a submission leave out."""
+    sources = [_strip_magics(src)[0] or "" for src in [SETUP_CELL, *DEMO_CELLS.values()]]
+    return frozenset(ast.dump(node) for src in sources for node in ast.parse(src).body)
+
+
 def question_headings() -> list[str]:
     """The conceptual questions' ``## `` headings, from the template's answers.md."""
     from grader.tasks.answers import template_headings
@@ -279,7 +415,7 @@ def build_notebook(package: Path, *, answers: dict[str, str] | None = None):
             # "Task 5.1: ..." and "Task 7: ..." go after their task.
             if re.match(rf"Task {number}(\D|$)", heading):
                 cells.append(new_markdown_cell(f"## {heading}"))
-                cells.append(new_markdown_cell((answers or {}).get(heading, "")))
+                cells.append(new_markdown_cell((answers or {}).get(heading) or ANSWER_PROMPT))
     nb = new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata["language_info"] = {"name": "python"}
@@ -288,18 +424,31 @@ def build_notebook(package: Path, *, answers: dict[str, str] | None = None):
     return nb
 
 
-def execute_notebook(nb, *, cwd: Path, timeout: int = 600) -> None:
-    """Run ``nb`` in a fresh ipykernel (nbclient), outputs stored in ``nb``; the kernel
-    inherits this process's environment, so activated weights (TORCH_HOME) apply."""
+def execute_notebook(nb, *, cwd: Path, timeout: int = 600,
+                     env: dict[str, str] | None = None) -> None:
+    """Run ``nb`` in a fresh ipykernel (nbclient) started in ``cwd``, outputs stored in
+    ``nb``. The kernel gets this process's environment updated with ``env``; the
+    notebook's set-up cell resolves and activates the weights itself, as a student's
+    kernel does (``$LAB3_WEIGHTS`` chooses them, default auto)."""
+    import os
+
     from nbclient import NotebookClient
 
     NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                   resources={"metadata": {"path": str(cwd)}}).execute()
+                   resources={"metadata": {"path": str(cwd)}}).execute(
+        env={**os.environ, **(env or {})})
 
 
 def write_notebook(out: Path, *, reference: bool = False, execute: bool = False,
                    weights: str | None = None) -> Path:
-    """Write the student (or reference) notebook to ``out``; execute it when asked."""
+    """Write the student (or reference) notebook to ``out``; execute it when asked, in a
+    temporary folder, with ``weights`` (``auto``, ``standin``, ``pretrained`` or a path;
+    default ``$LAB3_WEIGHTS`` or auto).
+
+    Raises:
+        WeightsError: ``weights`` cannot be resolved (checked before a kernel starts).
+        CellExecutionError: a cell of the executed notebook raised.
+    """
     import nbformat
 
     package = REFERENCE_DIR if reference else TEMPLATE_DIR
@@ -308,14 +457,12 @@ def write_notebook(out: Path, *, reference: bool = False, execute: bool = False,
         answers = _answer_sections((package / "answers.md").read_text(encoding="utf-8"))
     nb = build_notebook(package, answers=answers)
     if execute:
-        from grader.inputs import probe_photo
-        from grader.weights import activated, resolve_weights
+        from grader.weights import resolve_weights
 
-        with activated(resolve_weights(weights)), tempfile.TemporaryDirectory() as tmp:
-            work = Path(tmp)
-            photo = probe_photo()
-            (work / "grace_hopper.jpg").write_bytes(photo.read_bytes())
-            execute_notebook(nb, cwd=work)
+        resolve_weights(weights)  # a bad spec fails here, not in the kernel
+        env = {} if weights is None else {"LAB3_WEIGHTS": str(weights)}
+        with tempfile.TemporaryDirectory(prefix="lab3-notebook-") as tmp:
+            execute_notebook(nb, cwd=Path(tmp), env=env)
     out.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, str(out))
     return out
@@ -373,6 +520,75 @@ class _Unit:
     loads_later: set[str]  # names a function or method body looks up when called
 
 
+@dataclass(frozen=True)
+class NotebookLocations:
+    """Where a notebook submission defines the graded names, so that messages written for
+    the package (``load_model in model.py``) can speak of the notebook instead.
+
+    Attributes:
+        notebook: the notebook's file name, e.g. ``"lab3.ipynb"``.
+        cells: graded name -> the cell (numbered from 1 over all cells) of its last
+            definition, the one that counts.
+    """
+
+    notebook: str
+    cells: dict[str, int] = field(default_factory=dict)
+
+    def localize(self, message: str) -> str:
+        """``message`` in the notebook's terms.
+
+        ``load_model in model.py`` (or ```transform` in preprocessing.py``) becomes
+        ``load_model in lab3.ipynb (cell 5)`` (no cell when the notebook does not define
+        it); ``student_template/model.py`` becomes ``the Task 1 code cell of the lab's
+        notebook``; any other ``model.py`` becomes ``lab3.ipynb``.
+        """
+        def replace(match: re.Match[str]) -> str:
+            tick, name, template, module = match.groups()
+            if name is not None:
+                cell = self.cells.get(name)
+                return f"{tick}{name}{tick} in {self.notebook}" + (f" (cell {cell})" if cell else "")
+            if template:
+                return f"the Task {_task_number(module)} code cell of the lab's notebook"
+            return self.notebook
+
+        return _MODULE_MENTION.sub(replace, message)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"notebook": self.notebook, "cells": dict(self.cells)}
+
+    @classmethod
+    def from_dict(cls, data: object) -> NotebookLocations | None:
+        """Locations from :meth:`to_dict`'s form; None unless the types and sizes are what it
+        writes (the data may come from a graded child: it only ever phrases messages)."""
+        if not isinstance(data, dict):
+            return None
+        notebook, cells = data.get("notebook"), data.get("cells")
+        if not (isinstance(notebook, str) and 0 < len(notebook) <= 255 and isinstance(cells, dict)
+                and len(cells) <= 1000 and all(
+                    isinstance(k, str) and k.isidentifier() and len(k) <= 100
+                    and type(v) is int and v > 0 for k, v in cells.items())):
+            return None
+        return cls(notebook=notebook, cells=dict(cells))
+
+    @classmethod
+    def read(cls, path: Path) -> NotebookLocations | None:
+        """The locations :func:`write_package` saved at ``path``; None when the file is not
+        what it writes."""
+        try:
+            if path.stat().st_size > 256 * 1024:
+                return None
+            return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError, ValueError):
+            return None
+
+
+_MODULE_NAMES = "|".join(TASK_MODULES)
+# `name` in module.py | (student_template/)module.py
+_MODULE_MENTION = re.compile(
+    rf"(`?)([A-Za-z_]\w*)\1 in (?:{_MODULE_NAMES})\.py\b|(student_template/)?\b({_MODULE_NAMES})\.py\b"
+)
+
+
 @dataclass
 class NotebookBuild:
     """What :func:`build_package` made of a notebook."""
@@ -380,6 +596,7 @@ class NotebookBuild:
     modules: dict[str, str]
     answers: str
     notes: list[str] = field(default_factory=list)
+    locations: NotebookLocations | None = None
 
 
 def read_notebook(path: Path) -> list[dict]:
@@ -451,7 +668,8 @@ def _strip_magics(source: str) -> tuple[str | None, bool, str | None]:
         body = line.lstrip()
         if body.startswith(("%", "!")):
             out.append(line[: len(line) - len(body)] + "pass")
-            stripped = True
+            # `%matplotlib inline` only sets up plotting: the grader loses nothing by it.
+            stripped = stripped or not _MATPLOTLIB_MAGIC.match(body)
         else:
             out.append(line)
     return "\n".join(out), stripped, None
@@ -564,7 +782,8 @@ def build_package(path: Path) -> NotebookBuild:
                 continue  # the template's `from .preprocessing import ...`: one namespace here
             if kind is None:
                 if not (isinstance(node, (ast.Expr, ast.Pass))
-                        and (isinstance(node, ast.Pass) or isinstance(node.value, ast.Constant))):
+                        and (isinstance(node, ast.Pass) or isinstance(node.value, ast.Constant))
+                        ) and ast.dump(node) not in generated_statements():
                     work_count += 1
                     work_cells.append(number)
                 continue
@@ -597,7 +816,7 @@ def build_package(path: Path) -> NotebookBuild:
     for unit in units:
         if unit.order not in used_units and unit.kind == "assign" and any(
             isinstance(n, ast.Call) for n in ast.walk(unit.node)
-        ):
+        ) and ast.dump(unit.node) not in generated_statements():
             work_count += 1
             work_cells.append(unit.cell)
     for name in sorted(graded):
@@ -620,7 +839,10 @@ def build_package(path: Path) -> NotebookBuild:
                      f"work (calls, plots, downloads, loops, ...) in {_cells_text(work_cells)} "
                      "were not run: the grader only takes definitions (functions, classes, "
                      "imports, constants)")
-    return NotebookBuild(modules=modules, answers=_answers_markdown(cells), notes=notes)
+    locations = NotebookLocations(path.name, {name: definers[name][-1].cell
+                                              for name in sorted(graded) if name in definers})
+    return NotebookBuild(modules=modules, answers=_answers_markdown(cells), notes=notes,
+                         locations=locations)
 
 
 def _reachable(roots: set[str], definers: dict[str, list[_Unit]]) -> list[_Unit]:
@@ -726,7 +948,9 @@ def _answers_markdown(cells: list[dict]) -> str:
 def write_package(path: Path, dest: Path) -> list[str]:
     """Build the package of notebook ``path`` into folder ``dest``; returns the notes.
 
-    ``dest`` gets one ``<module>.py`` per task, ``answers.md`` and ``notebook_notes.json``.
+    ``dest`` gets one ``<module>.py`` per task, ``answers.md``, ``notebook_notes.json`` and
+    :data:`LOCATIONS_FILE` (read back by ``load_implementation``, also where ``lab3 grade``
+    stages the package for its child).
     """
     build = build_package(path)
     dest.mkdir(parents=True, exist_ok=True)
@@ -734,4 +958,7 @@ def write_package(path: Path, dest: Path) -> list[str]:
         (dest / f"{module}.py").write_text(source, encoding="utf-8")
     (dest / "answers.md").write_text(build.answers, encoding="utf-8")
     (dest / "notebook_notes.json").write_text(json.dumps(build.notes, indent=1), encoding="utf-8")
+    if build.locations is not None:
+        (dest / LOCATIONS_FILE).write_text(json.dumps(build.locations.to_dict(), indent=1),
+                                           encoding="utf-8")
     return build.notes

@@ -10,6 +10,9 @@ Probe
     Recorded: ``data["answers"]`` = {template heading: answer text (capped)},
     which the report shows the instructor, and the headings that matched nothing.
 
+    The notebook's answer prompt (:data:`ANSWER_PROMPT`) is not part of an answer:
+    a line holding only the prompt is dropped, so an untouched answer cell is empty.
+
 Check ``answered``
     Passed when every question's answer has at least :data:`MIN_WORDS` words
     (HTML comments do not count); the message names the unanswered headings. It
@@ -28,6 +31,8 @@ from grader.records import Record
 TEMPLATE_ANSWERS = Path(__file__).resolve().parents[2] / "student_template" / "answers.md"
 MIN_WORDS = 20
 MAX_ANSWER_CHARS = 20_000
+# What the generated notebook's answer cells hold until the student writes (grader/notebook.py).
+ANSWER_PROMPT = "_Your answer here._"
 _HEADING = re.compile(r"^##(?!#)\s*(.*?)\s*#*\s*$")
 _COMMENT = re.compile(r"<!--.*?-->", re.S)
 _WORD = re.compile(r"\w+")
@@ -63,7 +68,7 @@ def split_answers(text: str, headings: list[str]) -> tuple[dict[str, str], list[
         match = _HEADING.match(line)
         if match:
             sections.append((match.group(1), []))
-        elif sections:
+        elif sections and line.strip() != ANSWER_PROMPT:
             sections[-1][1].append(line)
     by_full = {_key(h): h for h in headings}
     by_short = {_short_key(h): h for h in headings}

@@ -8,25 +8,37 @@ from __future__ import annotations
 
 import ast
 import json
+import shutil
+import zipfile
 from pathlib import Path
 
 import nbformat
 import pytest
+from matplotlib.figure import Figure
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from grader.implementation import TASK_MODULES, load_implementation
 from grader.notebook import (
+    DEMO_CELLS,
+    LOCATIONS_FILE,
     REFERENCE_DIR,
+    SETUP_CELL,
+    STANDIN_CAPTION,
     TEMPLATE_DIR,
+    NotebookLocations,
     build_package,
+    interface_names,
+    mark_standin,
     module_cell_source,
     notebook_main,
     question_headings,
     write_notebook,
+    write_package,
 )
 from grader.probing import ImplementationError
 from grader.tasks import TASK_NAMES
-from grader.tasks.answers import split_answers
+from grader.tasks.answers import ANSWER_PROMPT, split_answers
+from grader.weights import ResolvedWeights, WeightsError
 
 # Probing Task 3 costs ~10 s (many photos through the full model): only the realistic
 # notebook, whose split cells cross modules (predict -> preprocess_image -> transform), uses it.
@@ -142,21 +154,90 @@ def test_generated_reference_notebook_scores_100(generated: dict[str, Path], gra
     assert {t: graded.score(t) for t in TASK_NAMES} == {t: graded.max_score(t) for t in TASK_NAMES}
 
 
-def test_generated_notebook_demo_cells_are_not_graded(generated: dict[str, Path]) -> None:
-    build = build_package(generated["reference"])
+@pytest.mark.parametrize("which", ["student", "reference"])
+def test_generated_notebook_demo_cells_are_neither_graded_nor_noted(
+    generated: dict[str, Path], which: str
+) -> None:
+    build = build_package(generated[which])
     assert "load_model()" not in build.modules["model"].split("def load_model", 1)[0]
-    assert any("top-level statements that do work" in n for n in build.notes)
+    assert build.notes == []  # the set-up and demo cells are the notebook's, not the student's
 
 
-@pytest.mark.slow
-def test_reference_notebook_executes_with_figures(tmp_path: Path) -> None:
-    pytest.importorskip("nbclient")
-    pytest.importorskip("ipykernel")
-    path = write_notebook(tmp_path / "reference.ipynb", reference=True, execute=True)
-    nb = nbformat.read(str(path), as_version=4)
-    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
-    assert not [o for o in outputs if o.output_type == "error"]
-    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 3  # tasks 5, 7, 9
+def test_what_a_student_adds_to_a_demo_cell_is_noted(generated: dict[str, Path],
+                                                     tmp_path: Path) -> None:
+    nb = nbformat.read(str(generated["student"]), as_version=4)
+    number, cell = next((i, c) for i, c in enumerate(nb.cells, 1) if c.source == DEMO_CELLS["model"])
+    cell.source += "scores = model(torch.randn(1, 3, 64, 64))\n"
+    path = tmp_path / "edited.ipynb"
+    nbformat.write(nb, str(path))
+    notes = build_package(path).notes
+    assert len(notes) == 1 and notes[0].startswith("1 top-level statement that do work"), notes
+    assert f"in cell {number} were not run" in notes[0]
+
+
+def test_generated_setup_cell_comes_first_and_defines_no_graded_name(
+    generated: dict[str, Path]
+) -> None:
+    nb = nbformat.read(str(generated["student"]), as_version=4)
+    assert next(c for c in nb.cells if c.cell_type == "code").source == SETUP_CELL
+    graded = set().union(*interface_names().values())
+    setup = ast.parse(SETUP_CELL.replace("%matplotlib inline", ""))
+    bound = {n.id for n in ast.walk(setup) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    bound |= {n.name for n in setup.body if isinstance(n, ast.FunctionDef)}
+    assert "WEIGHTS" in bound and not bound & graded
+
+
+def test_write_notebook_executes_in_a_scratch_folder_with_the_chosen_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs: list[dict] = []
+    monkeypatch.setattr("grader.notebook.execute_notebook",
+                        lambda nb, *, cwd, env=None: runs.append({"cwd": cwd, "env": env}))
+    out = tmp_path / "course"
+    write_notebook(out / "reference.ipynb", reference=True, execute=True, weights="standin")
+    assert runs[0]["env"] == {"LAB3_WEIGHTS": "standin"}  # the kernel's set-up cell resolves them
+    assert not runs[0]["cwd"].is_relative_to(out)  # the demo's graph file is not left beside it
+
+
+def test_write_notebook_refuses_bad_weights_before_starting_a_kernel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs: list[Path] = []
+    monkeypatch.setattr("grader.notebook.execute_notebook",
+                        lambda nb, *, cwd, env=None: runs.append(cwd))
+    with pytest.raises(WeightsError, match="does not exist"):
+        write_notebook(tmp_path / "r.ipynb", reference=True, execute=True,
+                       weights=str(tmp_path / "missing.pth"))
+    assert runs == [] and not (tmp_path / "r.ipynb").exists()
+
+
+# --------------------------------------------------------------------------- stand-in figures
+
+
+def _weights(kind: str) -> ResolvedWeights:
+    return ResolvedWeights(kind=kind, path=Path("resnet34-b627a593.pth"), sha256="0" * 64)
+
+
+def test_standin_figure_says_so_in_the_figure() -> None:
+    fig = mark_standin(Figure(), _weights("standin"))
+    assert fig._suptitle.get_text() == STANDIN_CAPTION
+
+
+@pytest.mark.parametrize("kind", ["pretrained", "checkpoint"])
+def test_figure_of_other_weights_is_left_alone(kind: str) -> None:
+    assert mark_standin(Figure(), _weights(kind))._suptitle is None
+
+
+def test_standin_caption_goes_under_the_figure_own_title_once() -> None:
+    fig = Figure()
+    fig.suptitle("Filters of ResNet-34", fontsize=20)
+    mark_standin(mark_standin(fig, _weights("standin")), _weights("standin"))
+    assert fig._suptitle.get_text() == f"Filters of ResNet-34\n{STANDIN_CAPTION}"
+    assert fig._suptitle.get_fontsize() == 20
+
+
+def test_mark_standin_passes_what_is_not_a_figure_through() -> None:
+    assert mark_standin(None, _weights("standin")) is None
 
 
 def test_notebook_main_writes_both_without_execution(tmp_path: Path) -> None:
@@ -292,6 +373,159 @@ def test_answers_come_from_the_markdown_under_the_heading(
     path = make_notebook(tmp_path / "answers.ipynb", [("code", "x = 1"), *cells])
     answers, _ = split_answers(build_package(path).answers, question_headings())
     assert answers[heading] == expected
+
+
+def test_student_notebook_answer_cells_hold_the_prompt(generated: dict[str, Path]) -> None:
+    cells = nbformat.read(str(generated["student"]), as_version=4).cells
+    after = [cells[i + 1].source for i, c in enumerate(cells[:-1]) if c.source.startswith("## ")]
+    assert after == [ANSWER_PROMPT] * len(question_headings())
+
+
+@pytest.mark.parametrize(
+    ("answer_cell", "expected"),
+    [(ANSWER_PROMPT, ""), (f"{ANSWER_PROMPT}\n\n{WORDS}", WORDS), (f"  {ANSWER_PROMPT}  ", "")],
+    ids=["untouched", "written-under-the-prompt", "prompt-with-spaces"],
+)
+def test_answer_prompt_is_not_part_of_the_answer(tmp_path: Path, answer_cell: str,
+                                                 expected: str) -> None:
+    heading = question_headings()[0]
+    path = make_notebook(tmp_path / "prompt.ipynb",
+                         [("code", "x = 1"), ("md", f"## {heading}"), ("md", answer_cell)])
+    answers, _ = split_answers(build_package(path).answers, question_headings())
+    assert answers[heading] == expected
+
+
+# --------------------------------------------------------------------------- messages
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("Task 1: load_model in model.py: not implemented yet (Task 1: load it)",
+         "Task 1: load_model in lab3.ipynb (cell 5): not implemented yet (Task 1: load it)"),
+        ("not implemented yet (Task 2: define `transform` in preprocessing.py)",
+         "not implemented yet (Task 2: define `transform` in lab3.ipynb (cell 8))"),
+        ("Task 1: load_labels in model.py: raised AttributeError: model.py defines no function "
+         "load_labels(); copy its signature from student_template/model.py and implement it",
+         "Task 1: load_labels in lab3.ipynb: raised AttributeError: lab3.ipynb defines no "
+         "function load_labels(); copy its signature from the Task 1 code cell of the lab's "
+         "notebook and implement it"),
+        ("see my_model.py and model.pyc", "see my_model.py and model.pyc"),
+    ],
+    ids=["function-with-cell", "backticked-name", "missing-function", "other-file-names"],
+)
+def test_notebook_locations_put_messages_in_the_notebook_terms(message: str, expected: str) -> None:
+    locations = NotebookLocations("lab3.ipynb", {"load_model": 5, "transform": 8})
+    assert locations.localize(message) == expected
+
+
+def test_notebook_implementation_names_the_cell_of_the_last_definition(
+    realistic: tuple[Path, Path]
+) -> None:
+    impl = load_implementation(realistic[0])
+    cells = json.loads(realistic[0].read_text())["cells"]
+    last = max(i for i, c in enumerate(cells, 1) if "".join(c["source"]).startswith("def predict("))
+    assert impl.localize("Task 3: predict in inference.py: wrong") == \
+        f"Task 3: predict in jan_kowalski.ipynb (cell {last}): wrong"
+
+
+def test_package_implementation_messages_are_unchanged() -> None:
+    message = "Task 1: load_model in model.py: not implemented yet"
+    assert load_implementation("reference").localize(message) == message
+
+
+def test_notebook_package_staged_for_lab3_grade_keeps_its_locations(
+    realistic: tuple[Path, Path], tmp_path: Path
+) -> None:
+    write_package(realistic[0], tmp_path / "staged")  # what the parent hands its child
+    impl = load_implementation(tmp_path / "staged")
+    assert impl.notebook
+    assert impl.localize("predict in inference.py").startswith("predict in jan_kowalski.ipynb (cell ")
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["{not json", json.dumps({"notebook": "x.ipynb", "cells": {"f": "5"}}),
+     json.dumps({"notebook": "", "cells": {}}), json.dumps(["x.ipynb"])],
+    ids=["not-json", "cell-not-int", "no-name", "not-a-dict"],
+)
+def test_malformed_locations_file_is_ignored(tmp_path: Path, content: str) -> None:
+    folder = tmp_path / "staged"
+    shutil.copytree(REFERENCE_DIR, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    (folder / LOCATIONS_FILE).write_text(content)
+    impl = load_implementation(folder)
+    assert not impl.notebook and impl.localize("f in model.py") == "f in model.py"
+
+
+def test_import_error_names_the_notebook_task_and_cell(tmp_path: Path) -> None:
+    typo = "transform = transforms.Compose([transforms.Resize(256), transforms.Normalise()])"
+    path = make_notebook(tmp_path / "typo.ipynb", [
+        ("code", "\n\n".join(statements("preprocessing"))),
+        ("code", "from torchvision import transforms\n" + typo)])
+    with pytest.raises(ImplementationError) as caught:
+        load_implementation(path).module("preprocessing")
+    assert str(caught.value).startswith(
+        "importing the Task 2 definitions of typo.ipynb failed (notebook cell 2): AttributeError")
+
+
+# --------------------------------------------------------------------------- folders
+
+
+@pytest.fixture
+def notebook_folder(generated: dict[str, Path], tmp_path: Path) -> Path:
+    """A Gradescope-style upload: a folder whose only submission file is the notebook."""
+    folder = tmp_path / "anna_nowak"
+    folder.mkdir()
+    shutil.copy(generated["reference"], folder / "lab3.ipynb")
+    (folder / "notes.txt").write_text("my notes")
+    return folder
+
+
+def test_folder_holding_one_notebook_is_graded_as_that_notebook(
+    notebook_folder: Path, grade_impl
+) -> None:
+    impl = load_implementation(notebook_folder)
+    assert (impl.name, impl.notebook) == ("anna_nowak", True)
+    graded = grade_impl(notebook_folder, tasks=[*CHEAP, "answers"])
+    for task in CHEAP:
+        assert graded.score(task) == graded.max_score(task), graded.failed(task)
+    assert graded.check("answers", "answered").passed
+
+
+def test_zip_of_a_folder_holding_one_notebook_is_that_notebook(
+    notebook_folder: Path, tmp_path: Path
+) -> None:
+    archive = tmp_path / "anna.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(notebook_folder / "lab3.ipynb", "anna_nowak/lab3.ipynb")
+        zf.writestr("__MACOSX/anna_nowak/._lab3.ipynb", "resource fork")
+    impl = load_implementation(archive)
+    assert (impl.name, impl.notebook) == ("anna", True)
+    assert callable(impl.module("model").load_model)
+
+
+def test_folder_with_two_notebooks_and_no_modules_names_them(notebook_folder: Path) -> None:
+    shutil.copy(notebook_folder / "lab3.ipynb", notebook_folder / "lab3-old.ipynb")
+    with pytest.raises(ImplementationError,
+                       match=r"anna_nowak: 2 notebooks \(lab3-old.ipynb, lab3.ipynb\).*hand in one"):
+        load_implementation(notebook_folder)
+
+
+def test_task_modules_win_over_a_notebook_beside_them(notebook_folder: Path) -> None:
+    shutil.copytree(REFERENCE_DIR, notebook_folder / "student_template",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    impl = load_implementation(notebook_folder)
+    assert not impl.notebook and impl.root.name == "student_template"
+
+
+def test_lab3_grade_grades_a_folder_holding_one_notebook(notebook_folder: Path,
+                                                         tmp_path: Path) -> None:
+    from grader.cli import main
+
+    out = tmp_path / "grades"
+    assert main(["grade", str(notebook_folder), "--out", str(out), "--tasks", "model", "-q"]) == 0
+    results = json.loads((out / "anna_nowak" / "results.json").read_text())
+    assert results["score"] == results["max_score"] == 10
 
 
 # --------------------------------------------------------------------------- bad files
