@@ -1,19 +1,28 @@
-"""Task 9 checks (grader/tasks/comparison.py): thin comparisons lose the right points."""
+"""Task 9 checks (grader/tasks/comparison.py): thin comparisons lose the right points.
+
+Every map is judged against the grader's own map of its algorithm for the probe's target
+(rank 2-10 of the trusted model's ranking), n_steps and seeds, on the practice variant and
+on the tests' graded variant.
+"""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from captum.attr import Occlusion
 
-from grader.settings import DEFAULT_SETTINGS
+from grader.checking import CheckContext
+from grader.settings import DEFAULT_SETTINGS, ProbeSettings
 from grader.tasks import comparison as task
 from tests.harness.hostile import HOSTILE_CLASSES, params
 
 # The variants call Captum as students do; its notes on inputs and ReLU hooks are noise here.
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:captum")
 
-FULL = {"algorithms": 4.0, "outputs": 4.0, "figure": 2.0}
+FULL = {"algorithms": 6.0, "outputs": 2.0, "figure": 2.0}
 SIZE = DEFAULT_SETTINGS.comparison_size
+GATED = "scores only when 'algorithms' passes"
+VARIANTS = ("practice", "graded")
 
 # Five one-pass algorithms (a valid solution, cheap enough for many variants); the wrong
 # variants below edit its result or the figure.
@@ -37,9 +46,11 @@ def compare_attributions(model, inputs, target, *, n_steps=50, seed=0):
 
 def _then(body: str) -> str:
     """FAST, then compare_attributions redefined to edit its ``result``."""
-    return (FAST + "\n\n_fast = compare_attributions\n\n\n"
+    return (FAST + "\n\nimport numpy as np\nfrom captum.attr import IntegratedGradients, "
+            "NoiseTunnel, GuidedGradCam\n\n_fast = compare_attributions\n\n\n"
             "def compare_attributions(model, inputs, target, **kwargs):\n"
-            "    result = _fast(model, inputs, target, **kwargs)\n" + body)
+            "    result = _fast(model, inputs, target, **kwargs)\n"
+            "    n_steps, seed = kwargs.get('n_steps', 50), kwargs.get('seed', 0)\n" + body)
 
 
 def _plot_then(body: str) -> str:
@@ -49,36 +60,48 @@ def _plot_then(body: str) -> str:
             "    fig = _plot(attributions, image)\n" + body)
 
 
+def _instead_of_deconvolution(name: str, expression: str, before: str = "") -> str:
+    """FAST with Deconvolution replaced by ``expression`` under ``name``."""
+    return _then(before + "    del result['Deconvolution']\n"
+                 f"    result[{name!r}] = ({expression}).detach()\n    return result\n")
+
+
+GRADIENT_SHAP = ("GradientShap(model).attribute(inputs, baselines=torch.randn(8, "
+                 "*inputs.shape[1:]), n_samples=n_steps, target=target)")
+SEEDED = "    torch.manual_seed(seed)\n    np.random.seed(seed)\n"
+
 # Each wrong implementation: (source appended to comparison.py,
 # {failing check: words in its message}, {failing check: expected fraction}).
+# Since issue 13, outputs and figure pay only when algorithms passes (GATED).
 WRONG = {
     "four_algorithms": (
         _then("    del result['GradCAM']\n    return result\n"),
-        {"algorithms": "4 distinct algorithms"},
-        {"algorithms": 4 / 5},
+        {"algorithms": "4 algorithms verified", "outputs": GATED, "figure": GATED},
+        {"algorithms": 4 / 5, "outputs": 0.0, "figure": 0.0},
     ),
     "one_map_five_names": (
         _then("    return {name: result['Saliency'].clone() for name in result}\n"),
-        {"algorithms": "'InputXGradient' repeats 'Saliency'"},
-        {"algorithms": 1 / 5},
+        {"algorithms": "'InputXGradient' repeats 'Saliency'", "outputs": GATED,
+         "figure": GATED},
+        {"algorithms": 1 / 5, "outputs": 0.0, "figure": 0.0},
     ),
     "scaled_copies": (
         _then("    return {name: result['InputXGradient'] * -(i + 1)\n"
               "            for i, name in enumerate(result)}\n"),
-        {"algorithms": "1 distinct algorithms"},
-        {"algorithms": 1 / 5},
+        {"algorithms": "0 algorithms verified", "outputs": GATED, "figure": GATED},
+        {"algorithms": 0.0, "outputs": 0.0, "figure": 0.0},
     ),
     "numpy_maps": (
         _then("    return {name: value.numpy() for name, value in result.items()}\n"),
-        {"outputs": "numpy array"},
-        {"outputs": 0.0},
+        {"algorithms": "0 algorithms verified", "outputs": "numpy array", "figure": GATED},
+        {"algorithms": 0.0, "outputs": 0.0, "figure": 0.0},
     ),
     "channel_summed_maps": (
-        # (H, W) maps: not shaped like the input; the plot is still graded on the
-        # grader's own maps.
+        # (H, W) maps: not shaped like the input.
         _then("    return {name: value[0].sum(0) for name, value in result.items()}\n"),
-        {"outputs": f"has shape ({SIZE}, {SIZE})"},
-        {"outputs": 0.0},
+        {"algorithms": "0 algorithms verified", "outputs": f"has shape ({SIZE}, {SIZE})",
+         "figure": GATED},
+        {"algorithms": 0.0, "outputs": 0.0, "figure": 0.0},
     ),
     "figure_without_titles": (
         _plot_then("    for ax in fig.axes:\n        ax.set_title('')\n    return fig\n"),
@@ -91,7 +114,186 @@ WRONG = {
         {"figure": "'GuidedBackprop', 'Deconvolution', 'GradCAM'"},
         {"figure": 2 / 5},
     ),
+    "figure_panels_swapped": (
+        # Right titles over other algorithms' maps: titles are hints, content is graded.
+        _plot_then("    names = [ax.get_title() for ax in fig.axes]\n"
+                   "    for ax, title in zip(fig.axes[1:], names[2:] + names[1:2]):\n"
+                   "        ax.set_title(title)\n    return fig\n"),
+        {"figure": "do not show the map given under that name"},
+        {"figure": 0.0},
+    ),
+    "three_ig_variants_five_names": (
+        _then("    ig = IntegratedGradients(model)\n"
+              "    a = ig.attribute(inputs, target=target, n_steps=n_steps)\n"
+              "    b = ig.attribute(inputs, target=target, n_steps=50)\n"
+              "    c = ig.attribute(inputs, target=target, n_steps=n_steps, "
+              "method='riemann_trapezoid')\n"
+              "    return {'IntegratedGradients': a, 'GradientShap': b, 'Occlusion': c,\n"
+              "            'Saliency': b * 1.5, 'DeepLift': c.clone()}\n"),
+        {"algorithms": "did not change with another seed", "outputs": GATED, "figure": GATED},
+        {"algorithms": 1 / 5, "outputs": 0.0, "figure": 0.0},
+    ),
+    "hard_coded_class": (
+        _then("    return _fast(model, inputs, 0, **kwargs)\n"),
+        {"algorithms": "0 algorithms verified", "outputs": GATED, "figure": GATED},
+        {"algorithms": 0.0, "outputs": 0.0, "figure": 0.0},
+    ),
+    "ignores_target_argmax": (
+        _then("    with torch.no_grad():\n"
+              "        top1 = int(model(inputs).argmax())\n"
+              "    return _fast(model, inputs, top1, **kwargs)\n"),
+        {"algorithms": "0 algorithms verified", "outputs": GATED, "figure": GATED},
+        {"algorithms": 0.0, "outputs": 0.0, "figure": 0.0},
+    ),
+    "random_maps_right_titles": (
+        _then("    return {name: torch.randn_like(inputs) for name in ALGORITHMS}\n"),
+        {"algorithms": "0 algorithms verified", "outputs": GATED, "figure": GATED},
+        {"algorithms": 0.0, "outputs": 0.0, "figure": 0.0},
+    ),
+    "ignores_n_steps": (
+        _instead_of_deconvolution("IntegratedGradients", "IntegratedGradients(model).attribute("
+                                  "inputs, target=target, n_steps=50)"),
+        {"algorithms": "n_steps=", "outputs": GATED, "figure": GATED},
+        {"algorithms": 4 / 5, "outputs": 0.0, "figure": 0.0},
+    ),
+    "ignores_seed_unseeded": (
+        _instead_of_deconvolution("GradientShap", GRADIENT_SHAP),
+        {"algorithms": "changed between two calls with the same seed", "outputs": GATED,
+         "figure": GATED},
+        {"algorithms": 4 / 5, "outputs": 0.0, "figure": 0.0},
+    ),
+    "ignores_seed_hard_coded": (
+        _instead_of_deconvolution("GradientShap", GRADIENT_SHAP,
+                                  "    torch.manual_seed(0)\n    np.random.seed(0)\n"),
+        {"algorithms": "did not change with another seed", "outputs": GATED, "figure": GATED},
+        {"algorithms": 4 / 5, "outputs": 0.0, "figure": 0.0},
+    ),
+    "unrecognised_name": (
+        _then("    result['My favourite method'] = result.pop('Deconvolution')\n"
+              "    return result\n"),
+        {"algorithms": "'My favourite method': graded by hand", "outputs": GATED,
+         "figure": GATED},
+        {"algorithms": 4 / 5, "outputs": 0.0, "figure": 0.0},
+    ),
 }
+# More of the same kind of mistake: run in the full suite, left out of `-m 'not slow'`.
+SLOW = frozenset({"scaled_copies", "channel_summed_maps", "figure_missing_panels",
+                  "numpy_maps", "unrecognised_name"})
+
+# Honest rewrites: other algorithms, names, windows, layers and seeds the handout allows.
+TUTORIAL = '''
+import numpy as np
+from captum.attr import GuidedGradCam, IntegratedGradients, NoiseTunnel
+
+
+def compare_attributions(model, inputs, target, *, n_steps=50, seed=0):
+    """The Captum tutorial's choices ("Model Interpretation for Pretrained Deep Learning
+    Models"), keyed by human-readable names."""
+    model.eval()
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    ig = IntegratedGradients(model)
+    result = {
+        "Integrated Gradients": ig.attribute(inputs, target=target, n_steps=n_steps),
+        "Gradient SHAP": GradientShap(model).attribute(
+            inputs, n_samples=50, stdevs=0.0001,
+            baselines=torch.cat([inputs * 0, inputs * 1]), target=target),
+        "Occlusion": Occlusion(model).attribute(
+            inputs, strides=(3, 8, 8), target=target, sliding_window_shapes=(3, 15, 15),
+            baselines=0),
+        "Saliency": Saliency(model).attribute(inputs, target=target),
+        "Guided GradCAM": GuidedGradCam(model, model.layer3).attribute(inputs, target=target),
+        "Noise Tunnel": NoiseTunnel(ig).attribute(
+            inputs, nt_samples=10, nt_type="smoothgrad_sq", stdevs=0.2, target=target,
+            n_steps=n_steps),
+    }
+    return {name: value.detach() for name, value in result.items()}
+'''
+
+
+def _occlusion(window: tuple[int, int, int], stride: tuple[int, int, int]) -> str:
+    return _instead_of_deconvolution(
+        "Occlusion", f"Occlusion(model).attribute(inputs, sliding_window_shapes={window}, "
+        f"strides={stride}, baselines=0.0, target=target)")
+
+
+HONEST = {
+    "tutorial": TUTORIAL,
+    "occlusion_5_stride_2": _occlusion((3, 5, 5), (3, 2, 2)),
+    "occlusion_8_no_overlap": _occlusion((3, 8, 8), (3, 8, 8)),
+    "occlusion_per_channel_4": _occlusion((1, 4, 4), (1, 2, 2)),
+    "occlusion_6_by_10": _occlusion((3, 6, 10), (3, 3, 5)),
+    "grad_cam_layer3_bilinear": _then(
+        "    cam = LayerGradCam(model, model.layer3).attribute(inputs, target=target)\n"
+        "    result['Grad-CAM'] = torch.nn.functional.interpolate(\n"
+        "        cam, size=inputs.shape[-2:], mode='bilinear').detach()\n"
+        "    del result['GradCAM']\n    return result\n"),
+    "grad_cam_conv_no_relu_one_channel": _then(
+        "    layer = model.layer2[-1].conv2\n"
+        "    cam = LayerGradCam(model, layer).attribute(inputs, target=target)\n"
+        "    result['layer_grad_cam'] = LayerAttribution.interpolate(\n"
+        "        cam, tuple(inputs.shape[-2:]), 'bicubic').detach()\n"
+        "    del result['GradCAM']\n    return result\n"),
+    "smoothgrad_seeded": _instead_of_deconvolution(
+        "SmoothGrad", "NoiseTunnel(Saliency(model)).attribute(inputs, nt_samples=8, "
+        "nt_type='smoothgrad', stdevs=0.15, target=target)", SEEDED),
+    "gradient_shap_noise_baselines": _instead_of_deconvolution(
+        "gradient_shap", GRADIENT_SHAP, SEEDED),
+    "integrated_gradients_short_name": _instead_of_deconvolution(
+        "IG", "IntegratedGradients(model).attribute(inputs, target=target, n_steps=n_steps, "
+        "internal_batch_size=3)"),
+}
+SLOW_HONEST = frozenset({"occlusion_per_channel_4", "occlusion_6_by_10",
+                         "grad_cam_conv_no_relu_one_channel"})
+
+
+@pytest.fixture(params=VARIANTS)
+def settings(request, graded_test_settings: ProbeSettings) -> ProbeSettings:
+    """The practice variant and the tests' graded variant."""
+    return DEFAULT_SETTINGS if request.param == "practice" else graded_test_settings
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_reference_gets_full_points(grade_impl, graded_test_settings, variant: str) -> None:
+    chosen = DEFAULT_SETTINGS if variant == "practice" else graded_test_settings
+    graded = grade_impl("reference", tasks=["comparison"], settings=chosen)
+    checks = graded.results["comparison"].checks
+    assert {c.name: c.score for c in checks} == FULL, checks
+
+
+def test_fast_base_of_the_variants_gets_full_points(grade_variant, settings) -> None:
+    graded = grade_variant({"comparison.py": FAST}, tasks=["comparison"], settings=settings)
+    assert graded.score("comparison") == graded.max_score("comparison"), \
+        graded.results["comparison"].checks
+
+
+@pytest.mark.parametrize("rewrite", params(HONEST, SLOW_HONEST))
+def test_honest_rewrite_gets_full_points(grade_variant, settings, rewrite: str) -> None:
+    graded = grade_variant({"comparison.py": HONEST[rewrite]}, tasks=["comparison"],
+                           settings=settings)
+    assert graded.score("comparison") == graded.max_score("comparison"), \
+        graded.results["comparison"].checks
+
+
+def test_template_is_not_implemented(grade_impl) -> None:
+    graded = grade_impl("student_template", tasks=["comparison"])
+    assert graded.score("comparison") == 0
+    for check in graded.results["comparison"].checks:
+        assert "not implemented yet" in check.message, check
+
+
+@pytest.mark.parametrize("variant", params(WRONG, SLOW))
+def test_wrong_implementation_loses_its_points(grade_variant, settings, variant: str) -> None:
+    source, failing, fractions = WRONG[variant]
+    graded = grade_variant({"comparison.py": source}, tasks=["comparison"], settings=settings)
+    assert set(graded.failed("comparison")) == set(failing), graded.results["comparison"].checks
+    for name, words in failing.items():
+        check = graded.check("comparison", name)
+        assert words in check.message, check
+        assert check.score == pytest.approx(FULL[name] * fractions[name], abs=1e-3)
+    for name in set(FULL) - set(failing):
+        assert graded.check("comparison", name).score == FULL[name]
+
 
 PRELUDE = HOSTILE_CLASSES + '''
 
@@ -106,7 +308,7 @@ def compare_attributions(model, inputs, target, **kwargs):
 '''
 # compare_attributions' hostile results: (expression, words in the outputs message or
 # None when algorithms/outputs fail before looking at entries). plot_comparison still
-# gets maps (the grader's), so the figure keeps its points.
+# gets maps (the grader's), but the figure pays only when algorithms passes.
 HOSTILE = {
     "none": ("None", "returned builtins.NoneType"),
     "lying_object": ("_Liar()", "_Liar"),
@@ -120,42 +322,6 @@ HOSTILE = {
 }
 
 
-# More of the same kind of mistake: run in the full suite, left out of `-m 'not slow'`.
-SLOW = frozenset({"scaled_copies", "channel_summed_maps", "figure_missing_panels"})
-
-
-def test_reference_gets_full_points(grade_impl) -> None:
-    graded = grade_impl("reference", tasks=["comparison"])
-    checks = graded.results["comparison"].checks
-    assert {c.name: c.score for c in checks} == FULL, checks
-
-
-def test_fast_base_of_the_variants_gets_full_points(grade_variant) -> None:
-    graded = grade_variant({"comparison.py": FAST}, tasks=["comparison"])
-    assert graded.score("comparison") == graded.max_score("comparison"), \
-        graded.results["comparison"].checks
-
-
-def test_template_is_not_implemented(grade_impl) -> None:
-    graded = grade_impl("student_template", tasks=["comparison"])
-    assert graded.score("comparison") == 0
-    for check in graded.results["comparison"].checks:
-        assert "not implemented yet" in check.message, check
-
-
-@pytest.mark.parametrize("variant", params(WRONG, SLOW))
-def test_wrong_implementation_loses_its_points(grade_variant, variant: str) -> None:
-    source, failing, fractions = WRONG[variant]
-    graded = grade_variant({"comparison.py": source}, tasks=["comparison"])
-    assert set(graded.failed("comparison")) == set(failing), graded.results["comparison"].checks
-    for name, words in failing.items():
-        check = graded.check("comparison", name)
-        assert words in check.message, check
-        assert check.score == pytest.approx(FULL[name] * fractions[name], abs=1e-3)
-    for name in set(FULL) - set(failing):
-        assert graded.check("comparison", name).score == FULL[name]
-
-
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 @pytest.mark.parametrize("variant", list(HOSTILE), ids=list(HOSTILE))
 def test_hostile_return_value_gets_zero_with_a_message(grade_variant, variant: str) -> None:
@@ -166,8 +332,8 @@ def test_hostile_return_value_gets_zero_with_a_message(grade_variant, variant: s
     assert words in graded.check("comparison", "outputs").message
     for check in graded.results["comparison"].checks:
         assert "could not be checked" not in check.message, check
-    # plot_comparison is graded on maps it can draw: the student's (rebuilt) or the grader's.
-    assert graded.check("comparison", "figure").passed, graded.check("comparison", "figure")
+    # Since issue 13 the figure pays only when algorithms passes.
+    assert graded.check("comparison", "figure").score == 0
 
 
 def test_plot_gets_stand_in_maps_when_compare_fails(grade_variant) -> None:
@@ -178,7 +344,9 @@ def test_plot_gets_stand_in_maps_when_compare_fails(grade_variant) -> None:
     record = graded.records["comparison"]
     assert record.data["plot_given"] == "stand_in"
     assert record.data["plot_names"] == list(task.STAND_IN_NAMES)
-    assert graded.check("comparison", "figure").passed
+    # The figure is still drawn and recorded, but pays only when algorithms passes.
+    assert record.data["figures"]["comparison"]["n_axes"] == 1 + len(task.STAND_IN_NAMES)
+    assert graded.check("comparison", "figure").score == 0
     assert "ZeroDivisionError" in graded.check("comparison", "algorithms").message
     assert graded.score("attribution_viz") == graded.max_score("attribution_viz")
 
@@ -198,3 +366,59 @@ def test_same_map_ignores_scale_and_sign() -> None:
     a = torch.randn(1, 3, 8, 8, generator=generator)
     assert task._same_map(a, -3 * a)
     assert not task._same_map(a, a + 0.1 * torch.randn(1, 3, 8, 8, generator=generator))
+
+
+def test_target_is_a_ranked_class_other_than_the_top1(
+        references_for, check_context: CheckContext, settings: ProbeSettings) -> None:
+    record = references_for(settings)["comparison"]
+    with torch.inference_mode():
+        ranking = check_context.trusted_model()(record.tensors["inputs"])[0].argsort(
+            descending=True)
+    rank = record.data["target_rank"]
+    assert task.TARGET_RANKS[0] <= rank <= task.TARGET_RANKS[1]
+    assert record.data["target"] == int(ranking[rank - 1]) != int(ranking[0])
+
+
+def test_probe_parameters_come_from_the_variant(graded_test_settings) -> None:
+    practice = task.probe_parameters(DEFAULT_SETTINGS)
+    graded = task.probe_parameters(graded_test_settings)
+    assert practice == task.probe_parameters(DEFAULT_SETTINGS)
+    assert practice["seed"] != graded["seed"] and practice["other_seed"] != graded["other_seed"]
+    assert practice["seed"] != practice["other_seed"]
+    assert DEFAULT_SETTINGS.ig_steps not in (practice["n_steps"], graded["n_steps"])
+
+
+@pytest.mark.parametrize(("name", "algorithm"), [
+    ("Integrated Gradients", "IntegratedGradients"),
+    ("IG", "IntegratedGradients"),
+    ("integrated_gradients", "IntegratedGradients"),
+    ("Gradient SHAP", "GradientShap"),
+    ("LayerGradCam", "GradCam"),
+    ("Grad-CAM (layer4)", "GradCam"),
+    ("Guided GradCAM", "GuidedGradCam"),
+    ("NoiseTunnel(IG)", "NoiseTunnel"),
+    ("SmoothGrad", "NoiseTunnel"),
+    ("input_x_gradient", "InputXGradient"),
+    ("Guided Backprop", "GuidedBackprop"),
+    ("Occlusion 15x15", "Occlusion"),
+    ("Deep Lift", "DeepLift"),
+    ("My favourite method", None),
+])
+def test_algorithm_names_are_normalised(name: str, algorithm: str | None) -> None:
+    assert task.algorithm_of(name) == algorithm
+
+
+@pytest.mark.parametrize(("length", "window", "stride"),
+                         [(32, 5, 2), (32, 8, 8), (32, 15, 8), (17, 4, 3), (12, 12, 1)])
+def test_occlusion_grid_is_where_captum_map_changes(length: int, window: int,
+                                                    stride: int) -> None:
+    generator = torch.Generator().manual_seed(length * 100 + window * 10 + stride)
+    weights = torch.randn(1, 1, length, generator=generator)
+
+    def linear(x: torch.Tensor) -> torch.Tensor:
+        return (x * weights).flatten(1).sum(dim=1, keepdim=True)
+
+    inputs = torch.rand(1, 1, length, generator=generator) + 0.5
+    attr = Occlusion(linear).attribute(inputs, sliding_window_shapes=(1, window),
+                                       strides=(1, stride), target=0)
+    assert task._changes(attr) == task._grid_changes(length, window, stride)
