@@ -77,9 +77,9 @@ CHECKS: tuple[CheckSpec, ...] = (
     CheckSpec("noise_tunnel", "agreement", 5, "equals the reference under the same seed"),
     CheckSpec("noise_tunnel", "nt_samples", 4, "nt_samples is honoured"),
     CheckSpec("noise_tunnel", "zero_noise", 3, "stdevs=0 equals plain IG"),
-    CheckSpec("comparison", "algorithms", 4, "at least five distinct algorithms"),
-    CheckSpec("comparison", "outputs", 4, "finite, shaped like the input"),
-    CheckSpec("comparison", "figure", 2, "one panel per method"),
+    CheckSpec("comparison", "algorithms", 6, "five algorithms match the grader's maps"),
+    CheckSpec("comparison", "outputs", 2, "shaped like input, seeded (needs algorithms)"),
+    CheckSpec("comparison", "figure", 2, "panels show their maps (needs algorithms)"),
     CheckSpec("answers", "answered", 0, "each question answered (graded by hand)"),
 )
 
