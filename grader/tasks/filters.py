@@ -1,47 +1,67 @@
 """Task 5: filter visualisation by activation maximisation.
 
-Probe
-    ``visualize_filter`` is called twice, each time on a fresh copy of the trusted
-    model, with ``torch.manual_seed(seed)`` first and ``image_size``, ``iterations``,
-    ``lr`` and ``seed`` from the settings: filter 3 of ``"conv1"`` (the layer passed
-    by NAME) and filter 5 of ``layer2.0.conv1`` (the layer passed as the MODULE of
-    that model copy). The returned image is min-max normalised for display, so the
-    optimised image itself is never returned; instead the probe registers its own
-    forward pre-hook for the stem convolution ``conv1`` (every forward pass, even one
-    cut short at the target layer, starts there; a global module hook filtered to
-    ``Conv2d(3, ...)``, so a ``deepcopy`` of the model is seen too) that keeps the
-    input of the first and of the last forward call and counts the calls. The hook
-    is removed right after the call, before :func:`grader.probing.model_facts`, so
-    the facts show only hooks the student left. Recorded per case: the first and
-    last input ``(1, 3, S, S)``, the returned image, the call counts and the model
-    facts. ``plot_filter_grid`` is then called on a fresh model with 3 layers x
-    filters (7, 19, 42) at 2 iterations on a 32x32 image (the grid's titles and
-    cells are checked, not the optimisation); the figure is reduced to
-    :func:`grader.probing.figure_facts` and closed.
+Probe (every value from the variant: ``settings.rng("filters")``, see :func:`cases`)
+    ``visualize_filter`` is called twice, each time on a fresh copy of the trusted model,
+    with the handout's positional ``(model, layer, filter_index, iterations, lr)`` and the
+    template's ``image_size`` and ``seed`` keywords. The two cases differ in every
+    argument: an early layer (``conv1`` or a ``layer1`` convolution, passed by NAME) and
+    a later one (a ``layer2``/``layer3`` convolution, passed as the MODULE of that model
+    copy); filter numbers drawn from 1 to C-2; 4-6 and 7-9 iterations; learning rates
+    0.04-0.07 and 0.14-0.25 (never the default 0.1); two seeds of their own; sides 48 or
+    56 and 64 or 72 px. The probe never seeds the global generator with the case's seed:
+    it seeds it with a decoy (and restores it afterwards), so the starting noise tells
+    whether ``seed`` was used. The returned image is min-max normalised for display, so
+    the optimised image itself is never returned; instead the probe registers its own
+    forward pre-hook for the stem convolution (every forward pass, even one cut short at
+    the target layer, starts there; a global module hook filtered to ``Conv2d(3, ...)``,
+    so a ``deepcopy`` of the model is seen too) that keeps the first input, the first
+    input that differs from its predecessor (after one optimisation step) and the last
+    input, counts the calls and the changes of input. The hook is removed right after
+    the call, before :func:`grader.probing.model_facts`, so the facts show only hooks the
+    student left.
 
-Checks (the activation is recomputed here, with the trusted model, from the inputs)
-    ``activation_rises``: the target filter's mean activation for the last input
-    exceeds the one for the first input, by at least a quarter of the rise the
-    reference achieves. ``activation_level``: the last input's activation reaches
-    the reference's start plus 0.8 x the reference's gain (same seed, so the same
-    starting noise; a ratio of raw activations would mean nothing where they are
-    near zero or negative). Each case is half of a check's points. Six Adam steps at
-    lr 0.1 raise both filters far above their start (conv1 #3: 0.00 -> 1.75,
-    layer2.0.conv1 #5: 0.09 -> 6.9 on the stand-in), so:
+    ``plot_filter_grid`` is then called on a fresh model with three drawn layers (early,
+    ``layer2``/``layer3``, ``layer4``) x three drawn filter numbers (10-63, so no layer
+    name's digit passes for one), 2 iterations, a drawn lr of 0.5-1.0 (large, so the
+    nine cells differ well beyond rounding), 32 px and a drawn seed; the figure goes
+    through :func:`grader.probing.figure_facts`, which keeps each axes' image data. Then
+    the student's ``visualize_filter`` is called once per cell with the grid's arguments
+    (the layer as a module), recording its image and its first and last inputs.
 
-    - ``loss = +mean`` (wrong sign): the activation falls; both fail;
-    - no ``optimizer.step()`` / optimising a copy: first == last input; both fail;
-    - the wrong filter (``filter_index + 1``) or the wrong layer: the target filter
-      barely moves (or falls); both fail;
-    - the image never run through a ResNet at all: no forward call is seen; both
-      fail with that message;
-    - the hook never removed: ``hooks_removed`` names the module;
-    - ``model.train()`` or an optimizer over the model's parameters: BatchNorm
-      running statistics or weights change the state digest (``model_untouched``).
-      Gradients left in the parameters' ``.grad`` are allowed: the handout's own
-      ``loss.backward()`` leaves them there;
-    - the raw image returned (not normalised) or the wrong size: ``output_format``;
-    - grid titles without the filter number, or fewer than 9 image cells: ``grid``.
+Checks (each case is half of a check's points; layer, filter and settings come from the
+reference's record, i.e. the grader's own table; activations are recomputed here with
+the trusted model from the recorded inputs)
+    - ``activation_rises``: the target filter's mean activation for the last input
+      exceeds the one for the first input by at least a quarter of the reference's rise.
+      A wrong sign of the loss or a missing ``optimizer.step()`` gives <= 0.
+    - ``activation_level``: the last input's activation reaches the reference's start plus
+      0.8 x the reference's gain. Optimising another filter (``filter_index`` ignored or
+      shifted) or another layer (a hard-coded one) barely moves the target filter.
+    - ``seed``: the first input is ``torch.randn(1, 3, S, S)`` after
+      ``torch.manual_seed(seed)`` (the grader draws it itself). Ignoring ``seed`` gives
+      the decoy's noise, hard-coding one gives another seed's, ignoring ``image_size``
+      another shape.
+    - ``iterations``: the number of distinct images fed to the model is the reference's
+      (one per Adam step) or one more (a final measurement pass). Hard-coding the count
+      (e.g. 50) or an off-by-one loop is seen, whatever the activation reached.
+    - ``lr``: the first Adam step moves each pixel by about ``lr``; its 90th percentile
+      must be within 0.8-1.25 x the reference's. The two drawn rates are 2-6x apart and
+      both away from 0.1, so a hard-coded rate fails at least one case.
+    - ``output_format``, ``hooks_removed``, ``model_untouched`` pay per case only when
+      that case's ``activation_level`` passes: an (S, S, 3) float image in [0, 1] (the raw
+      image or a hard-coded size fails), no hook left on the model, and weights,
+      BatchNorm statistics and eval mode unchanged (gradients left in ``.grad`` are
+      allowed: the handout's own ``loss.backward()`` leaves them).
+    - ``grid``: per cell, the data a figure axes shows (``AxesImage.get_array()``, uint8
+      rescaled) equals the student's own ``visualize_filter`` image for that layer and
+      filter, and that call starts from the grid seed's noise and its inputs raise that
+      filter (recomputed, at least a quarter of the reference's rise): images replayed
+      from another variant's records or drawn without the grid's seed earn nothing.
+      Cells are matched by content, so the layout is free; random
+      images, a grid that ignores ``seed``/``lr``/``iterations`` or draws other filters
+      earn nothing for those cells. Titles earn nothing but are the handout's ("filter
+      number in subplot title"): when a matched cell's title lacks its filter number
+      the check pays half.
 """
 
 from __future__ import annotations
@@ -71,21 +91,22 @@ from grader.probing import (
     put_tensor,
 )
 from grader.records import Record
+from grader.settings import ProbeSettings
 from grader.tasks.model import trusted_digest
 
 POINTER = "Task 5: visualize_filter in filters.py"
 POINTER_GRID = "Task 5: plot_filter_grid in filters.py"
 
-# (case key, layer name, filter index, how the layer is passed). One case passes the
-# name, the other the module: the template accepts both.
-CASES: tuple[tuple[str, str, int, str], ...] = (
-    ("conv1_f3", "conv1", 3, "name"),
-    ("layer2_f5", "layer2.0.conv1", 5, "module"),
-)
-# Grid probe: the default layers and filter numbers that appear in no ResNet layer
-# name, so a title such as "layer2.0.conv1" cannot pass for a filter number.
-GRID_LAYERS: tuple[str, ...] = ("conv1", "layer2.0.conv1", "layer4.2.conv2")
-GRID_FILTERS: tuple[int, ...] = (7, 19, 42)
+# Layers the two cases draw from (ResNet-34's convolutions, no 1x1 downsample): an early
+# one (passed by name) and a later one (passed as a module). Channels per stage below.
+EARLY_LAYERS: tuple[str, ...] = (
+    "conv1", *(f"layer1.{b}.conv{c}" for b in range(3) for c in (1, 2)))
+LATER_LAYERS: tuple[str, ...] = tuple(
+    f"layer{stage}.{b}.conv{c}" for stage, blocks in ((2, 4), (3, 6))
+    for b in range(blocks) for c in (1, 2))
+LATE_LAYERS: tuple[str, ...] = tuple(f"layer4.{b}.conv{c}" for b in range(3) for c in (1, 2))
+CHANNELS = {"conv1": 64, "layer1": 64, "layer2": 128, "layer3": 256, "layer4": 512}
+# Grid: 2 iterations on 32x32 with a large lr: the nine cells differ far beyond rounding.
 GRID_ITERATIONS = 2
 GRID_IMAGE_SIZE = 32
 # Largest input the conv1 hook keeps (a 224x224 image is 150k values).
@@ -97,6 +118,60 @@ MAX_INPUT_ELEMENTS = 3 * 512 * 512
 MIN_RISE_FRACTION = 0.25
 # activation_level: last - first must reach this fraction of the reference's gain.
 LEVEL_FRACTION = 0.8
+# seed: the first input equals the seeded noise to within this (float rounding only).
+SEED_ATOL = 1e-5
+# lr: the first step's 90th percentile over the reference's, allowed range.
+LR_RATIO = (0.8, 1.25)
+# grid: a cell shows an image when its data (0-1 scale) is within CELL_TOLERANCE of it
+# at all but CELL_MISMATCH of the values (uint8 rounding is 1/255).
+CELL_TOLERANCE = 0.01
+CELL_MISMATCH = 0.005
+
+
+def _channels(layer: str) -> int:
+    return CHANNELS[layer.split(".")[0]]
+
+
+def cases(settings: ProbeSettings) -> list[dict[str, Any]]:
+    """The two ``visualize_filter`` calls of ``settings``' variant (drawn from its stream).
+
+    Each: ``key``, ``layer``, ``filter``, ``passed_as`` (``"name"`` or ``"module"``),
+    ``iterations``, ``lr``, ``seed``, ``image_size`` and ``decoy`` (the seed of the global
+    generator during the call, never the case's).
+    """
+    rng = settings.rng("filters")
+    out = []
+    for i, (layers, passed_as, iterations, lr, sizes) in enumerate((
+            (EARLY_LAYERS, "name", (4, 6), (0.04, 0.07), (48, 56)),
+            (LATER_LAYERS, "module", (7, 9), (0.14, 0.25), (64, 72)))):
+        layer = rng.choice(layers)
+        seed, decoy = rng.sample(range(1000, 2**31), 2)
+        out.append({
+            "key": f"case{i}", "layer": layer, "passed_as": passed_as,
+            "filter": rng.randrange(1, _channels(layer) - 1),
+            "iterations": rng.randint(*iterations),
+            "lr": round(rng.uniform(*lr), 3),
+            "seed": seed, "decoy": decoy,
+            "image_size": rng.choice(sizes),
+        })
+    return out
+
+
+def grid_spec(settings: ProbeSettings) -> dict[str, Any]:
+    """The ``plot_filter_grid`` call of ``settings``' variant: layers, filters, lr, seed, ..."""
+    rng = settings.rng("filters:grid")
+    seed, decoy = rng.sample(range(1000, 2**31), 2)
+    return {
+        "layers": [rng.choice(EARLY_LAYERS), rng.choice(LATER_LAYERS), rng.choice(LATE_LAYERS)],
+        "filters": rng.sample(range(10, 64), 3),
+        "iterations": GRID_ITERATIONS, "lr": round(rng.uniform(0.5, 1.0), 3),
+        "image_size": GRID_IMAGE_SIZE, "seed": seed, "decoy": decoy,
+    }
+
+
+def seeded_noise(seed: int, size: int) -> torch.Tensor:
+    """``torch.randn(1, 3, size, size)`` right after ``torch.manual_seed(seed)`` (CPU)."""
+    return torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(seed))
 
 
 # --------------------------------------------------------------------------- probe
@@ -105,57 +180,84 @@ LEVEL_FRACTION = 0.8
 def probe(ctx: ProbeContext) -> Record:
     mod = ctx.module("filters")
     record = new_record("filters")
-    s = ctx.settings
-    record.data["settings"] = {"image_size": s.image_size, "iterations": s.filter_iterations,
-                               "lr": s.filter_lr, "seed": s.seed}
-    cases: dict[str, Any] = {}
-    for key, layer, filter_index, passed_as in CASES:
+    infos: dict[str, Any] = {}
+    for spec in cases(ctx.settings):
+        key = spec["key"]
         model = ctx.fresh_model()
-        target = layer if passed_as == "name" else model.get_submodule(layer)
+        target = spec["layer"] if spec["passed_as"] == "name" else model.get_submodule(
+            spec["layer"])
         watcher = _InputWatcher(model)
-        torch.manual_seed(s.seed)
         try:
-            image = call(record, key, mod.visualize_filter, model, target, filter_index,
-                         s.filter_iterations, s.filter_lr, image_size=s.image_size, seed=s.seed)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(spec["decoy"])
+                image = call(record, key, mod.visualize_filter, model, target, spec["filter"],
+                             spec["iterations"], spec["lr"], image_size=spec["image_size"],
+                             seed=spec["seed"])
         finally:
             watcher.remove()
-        info: dict[str, Any] = {"layer": layer, "filter": filter_index, "passed_as": passed_as,
-                                "forward_calls": watcher.calls,
-                                "forward_calls_on_given_model": watcher.calls_on_given}
-        for which, tensor in (("first", watcher.first), ("last", watcher.last)):
-            if tensor is not None:
-                record.tensors[f"{key}_{which}"] = tensor
-        info["input_shape"] = watcher.shape
+        info = dict(spec, forward_calls=watcher.calls,
+                    forward_calls_on_given_model=watcher.calls_on_given,
+                    distinct_inputs=watcher.distinct, input_shape=watcher.shape)
+        watcher.store(record, key)
         put_tensor(record, f"{key}_image", image)
         info["model"] = model_facts(model)
-        cases[key] = info
+        infos[key] = info
         del model, image
-    record.data["cases"] = cases
+    record.data["cases"] = infos
 
+    grid = grid_spec(ctx.settings)
+    record.data["grid"] = grid
     model = ctx.fresh_model()
     with closing_figures():
-        torch.manual_seed(s.seed)
-        fig = call(record, "grid", mod.plot_filter_grid, model, list(GRID_LAYERS),
-                   list(GRID_FILTERS), iterations=GRID_ITERATIONS, lr=s.filter_lr,
-                   image_size=GRID_IMAGE_SIZE, seed=s.seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(grid["decoy"])
+            fig = call(record, "grid", mod.plot_filter_grid, model, list(grid["layers"]),
+                       list(grid["filters"]), iterations=grid["iterations"], lr=grid["lr"],
+                       image_size=grid["image_size"], seed=grid["seed"])
         if record.data["calls"]["grid"]["ok"]:
             figure_facts(record, "grid", fig)
+        del fig
+    if record.data["calls"]["grid"]["ok"]:
+        # What the student's own visualize_filter gives for each cell, and its inputs.
+        model = ctx.fresh_model()
+        for i, (layer, number) in enumerate(_grid_cells(grid)):
+            key = f"cell{i}"
+            watcher = _InputWatcher(model)
+            try:
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(grid["decoy"])
+                    image = call(record, key, mod.visualize_filter, model,
+                                 model.get_submodule(layer), number, grid["iterations"],
+                                 grid["lr"], image_size=grid["image_size"], seed=grid["seed"])
+            finally:
+                watcher.remove()
+            watcher.store(record, key)
+            put_tensor(record, f"{key}_image", image)
     return record
 
 
+def _grid_cells(grid: dict[str, Any]) -> list[tuple[str, int]]:
+    return [(layer, number) for layer in grid["layers"] for number in grid["filters"]]
+
+
 class _InputWatcher:
-    """The probe's own forward pre-hook: first and last input of the stem convolution.
+    """The probe's own forward pre-hook on the stem convolution: the inputs fed to the model.
 
     Registered for every module (``register_module_forward_pre_hook``) and filtered to
     ``Conv2d`` layers with 3 input channels, ResNet-34's ``conv1`` and nothing else, so
     it also sees a student who optimises through ``copy.deepcopy(model)`` (the image
-    is what is graded, not which copy of the network it went through).
+    is what is graded, not which copy of the network it went through). Keeps row 0 of
+    the first input, of the first input that differs from its predecessor (``step``:
+    after one optimisation step) and of the last; counts calls and distinct inputs
+    (an input that differs from its predecessor starts a new one).
     """
 
     def __init__(self, model: torch.nn.Module) -> None:
         self.calls = 0
         self.calls_on_given = 0
+        self.distinct = 0
         self.first: torch.Tensor | None = None
+        self.step: torch.Tensor | None = None
         self.last: torch.Tensor | None = None
         self.shape: list[int] | None = None
         self._stem = model.conv1
@@ -174,9 +276,20 @@ class _InputWatcher:
         if x.dim() == 4 and x.shape[0] >= 1 and x[:1].numel() <= MAX_INPUT_ELEMENTS:
             # Row 0 only: visualize_filter optimises a single image.
             copy = x[:1].detach().to("cpu", torch.float32, copy=True).contiguous()
-            if self.first is None:
-                self.first = copy
+            if self.last is None or copy.shape != self.last.shape or not torch.equal(
+                    copy, self.last):
+                self.distinct += 1
+                if self.first is None:
+                    self.first = copy
+                elif self.step is None:
+                    self.step = copy
             self.last = copy
+
+    def store(self, record: Record, key: str) -> None:
+        for which in ("first", "step", "last"):
+            tensor = getattr(self, which)
+            if tensor is not None:
+                record.tensors[f"{key}_{which}"] = tensor
 
     def remove(self) -> None:
         self._handle.remove()
@@ -185,69 +298,80 @@ class _InputWatcher:
 # --------------------------------------------------------------------------- checks
 
 
+def _spec(reference: Record, key: str) -> dict[str, Any]:
+    """The grader's own settings of case ``key``: from the reference's record, never the
+    student's."""
+    return reference.data["cases"][key]
+
+
 def _case(record: Record, key: str) -> dict[str, Any]:
-    cases = record.data.get("cases")
-    info = cases.get(key) if isinstance(cases, dict) else None
+    infos = record.data.get("cases")
+    info = infos.get(key) if isinstance(infos, dict) else None
     if not isinstance(info, dict):
         raise CheckFailed(f"{POINTER}: the grader recorded nothing for {key}")
     return info
 
 
-def _describe(info: dict[str, Any]) -> str:
-    layer = info.get("layer")
-    arg = repr(layer) if info.get("passed_as") == "name" else f"model.get_submodule({layer!r})"
-    return f"visualize_filter(model, {arg}, {info.get('filter')})"
+def _keys(reference: Record) -> list[str]:
+    return sorted(reference.data["cases"])
 
 
-def _activations(record: Record, key: str, ctx: CheckContext) -> tuple[float, float]:
-    """Target filter's mean activation for the first and the last input the model saw."""
-    info = _case(record, key)
-    what = _describe(info)
+def _describe(spec: dict[str, Any]) -> str:
+    layer = spec["layer"]
+    arg = repr(layer) if spec["passed_as"] == "name" else f"model.get_submodule({layer!r})"
+    return (f"visualize_filter(model, {arg}, {spec['filter']}, {spec['iterations']}, "
+            f"{spec['lr']}, image_size={spec['image_size']}, seed={spec['seed']})")
+
+
+def _inputs(record: Record, key: str, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first and last input the model saw in call ``key``, validated."""
     try:
         require_call(record, key, POINTER)
     except CheckFailed as exc:
         raise CheckFailed(f"{what}: {str(exc).removeprefix(POINTER + ': ')}") from None
-    if not info.get("forward_calls"):
-        raise CheckFailed(
-            f"{what} never ran the model; optimise the image through the `model` "
-            "argument: model(image) with a forward hook on the layer"
-        )
+    info = _case(record, key) if key.startswith("case") else {}
     first = record.tensors.get(f"{key}_first")
     last = record.tensors.get(f"{key}_last")
     if first is None or last is None:
+        if key.startswith("case") and info.get("forward_calls"):
+            raise CheckFailed(
+                f"{what} fed the model an input of shape {info.get('input_shape')}; feed it "
+                "one image shaped (1, 3, image_size, image_size)")
         raise CheckFailed(
-            f"{what} fed the model an input of shape {info.get('input_shape')}; feed it "
-            "one image shaped (1, 3, image_size, image_size)"
-        )
+            f"{what} never ran the model; optimise the image through the `model` "
+            "argument: model(image) with a forward hook on the layer")
     if first.dim() != 4 or first.shape[1] != 3 or not torch.isfinite(last).all():
         raise CheckFailed(f"{what}: the image fed to the model is not a finite (1, 3, H, W) "
                           "tensor")
+    return first, last
+
+
+def _activations(record: Record, key: str, layer: str, index: int, what: str,
+                 ctx: CheckContext) -> tuple[float, float]:
+    """Target filter's mean activation for the first and the last input the model saw."""
+    first, last = _inputs(record, key, what)
     model = ctx.trusted_model()
-    # The layer and filter come from the grader's own table, not from the record.
-    layer, index = next((name, number) for k, name, number, _ in CASES if k == key)
     start = float(mean_activation(model, layer, index, first)[0])
     end = float(mean_activation(model, layer, index, last)[0])
     return start, end
 
 
-def _per_case(student: Record, reference: Record, ctx: CheckContext, judge, advice: str
-              ) -> Outcome:
-    """Average ``judge(what, student (start, end), reference (start, end))`` over the cases.
+def _per_case(student: Record, reference: Record, judge, advice: str) -> Outcome:
+    """Average ``judge(key, spec, what)`` -> (score, message) over the cases.
 
     The message lists each failing case once; ``advice`` follows only when a case was
     judged (a call that raised already says what to fix).
     """
     scores, messages, judged_failure = [], [], False
-    for key, *_ in CASES:
+    for key in _keys(reference):
+        spec = _spec(reference, key)
+        what = _describe(spec)
         try:
-            ref = _activations(reference, key, ctx)
-            what = _describe(_case(student, key))
-            got = _activations(student, key, ctx)
+            score, message = judge(key, spec, what)
         except CheckFailed as exc:
             scores.append(0.0)
             messages.append((0.0, str(exc)))
             continue
-        score, message = judge(what, got, ref)
         judged_failure |= score < 1.0
         scores.append(score)
         messages.append((score, message))
@@ -258,53 +382,163 @@ def _per_case(student: Record, reference: Record, ctx: CheckContext, judge, advi
     return partial(fraction, "; ".join(failing) + (f": {advice}" if judged_failure else ""))
 
 
-def _judge_rise(what: str, got: tuple[float, float], ref: tuple[float, float]):
-    rise, ref_rise = got[1] - got[0], ref[1] - ref[0]
-    if rise >= MIN_RISE_FRACTION * ref_rise and rise > 0:
-        return 1.0, f"{what}: activation rose from {got[0]:.3g} to {got[1]:.3g}"
-    return 0.0, (f"{what}: activation went from {got[0]:.3g} to {got[1]:.3g} (the "
-                 f"reference: {ref[0]:.3g} to {ref[1]:.3g})")
+def _both(student: Record, reference: Record, key: str, spec: dict[str, Any], what: str,
+          ctx: CheckContext) -> tuple[tuple[float, float], tuple[float, float]]:
+    ref = _activations(reference, key, spec["layer"], spec["filter"], "the reference", ctx)
+    got = _activations(student, key, spec["layer"], spec["filter"], what, ctx)
+    return got, ref
 
 
-def _judge_level(what: str, got: tuple[float, float], ref: tuple[float, float]):
+def _rises(got: tuple[float, float], ref: tuple[float, float]) -> bool:
+    rise = got[1] - got[0]
+    return rise > 0 and rise >= MIN_RISE_FRACTION * (ref[1] - ref[0])
+
+
+def _level_reached(got: tuple[float, float], ref: tuple[float, float]) -> bool:
     # Measured from the reference's start: same seed, same starting noise.
-    needed = ref[0] + LEVEL_FRACTION * (ref[1] - ref[0])
-    if got[1] >= needed:
-        return 1.0, f"{what}: activation {got[1]:.3g} (reference {ref[1]:.3g})"
-    return 0.0, (f"{what}: activation reached {got[1]:.3g}, below {needed:.3g} (80% of "
-                 f"the reference's gain, which reaches {ref[1]:.3g} from the same seed)")
+    return got[1] >= ref[0] + LEVEL_FRACTION * (ref[1] - ref[0])
 
 
 def check_activation_rises(student: Record, reference: Record, ctx: CheckContext) -> Outcome:
-    return _per_case(student, reference, ctx, _judge_rise, (
+    def judge(key, spec, what):
+        got, ref = _both(student, reference, key, spec, what, ctx)
+        if _rises(got, ref):
+            return 1.0, f"{what}: activation rose from {got[0]:.3g} to {got[1]:.3g}"
+        return 0.0, (f"{what}: activation went from {got[0]:.3g} to {got[1]:.3g} (the "
+                     f"reference: {ref[0]:.3g} to {ref[1]:.3g})")
+
+    return _per_case(student, reference, judge, (
         "the loss must be -mean(activation[0, filter_index]) and you must call "
         "optimizer.step() on the image each iteration"))
 
 
 def check_activation_level(student: Record, reference: Record, ctx: CheckContext) -> Outcome:
-    return _per_case(student, reference, ctx, _judge_level, (
+    def judge(key, spec, what):
+        got, ref = _both(student, reference, key, spec, what, ctx)
+        if _level_reached(got, ref):
+            return 1.0, f"{what}: activation {got[1]:.3g} (reference {ref[1]:.3g})"
+        needed = ref[0] + LEVEL_FRACTION * (ref[1] - ref[0])
+        return 0.0, (f"{what}: activation reached {got[1]:.3g}, below {needed:.3g} (80% of "
+                     f"the reference's gain, which reaches {ref[1]:.3g} from the same seed)")
+
+    return _per_case(student, reference, judge, (
         "optimise only the image, on filter `filter_index` of `layer`, with "
         "Adam([image], lr=lr) for `iterations` steps from torch.randn(1, 3, image_size, "
         "image_size)"))
 
 
-def check_output_format(student: Record, reference: Record, ctx: CheckContext) -> Outcome:
-    size = int(reference.data["settings"]["image_size"])
-    problems = []
-    for key, *_ in CASES:
-        info = _case(student, key)
-        what = _describe(info)
+def check_seed(student: Record, reference: Record, ctx: CheckContext) -> Outcome:
+    def judge(key, spec, what):
+        first, _ = _inputs(student, key, what)
+        want = seeded_noise(spec["seed"], spec["image_size"])
+        if first.shape == want.shape and torch.allclose(first, want, rtol=0, atol=SEED_ATOL):
+            return 1.0, f"{what}: started from the noise of seed {spec['seed']}"
+        if first.shape != want.shape:
+            return 0.0, f"{what}: the first image has shape {tuple(first.shape)}, not " \
+                        f"{tuple(want.shape)}"
+        return 0.0, f"{what}: the first image is not the noise of seed {spec['seed']}"
+
+    return _per_case(student, reference, judge, (
+        "start from torch.randn(1, 3, image_size, image_size) right after "
+        "torch.manual_seed(seed) when seed is given"))
+
+
+def check_iterations(student: Record, reference: Record, ctx: CheckContext) -> Outcome:
+    def judge(key, spec, what):
+        _inputs(student, key, what)
+        expected = int(_case(reference, key)["distinct_inputs"])
+        got = _case(student, key).get("distinct_inputs")
+        if isinstance(got, int) and expected <= got <= expected + 1:
+            return 1.0, f"{what}: {got} optimisation steps seen"
+        return 0.0, (f"{what}: the model saw {got} different images, the reference "
+                     f"{expected} (one per Adam step)")
+
+    return _per_case(student, reference, judge, (
+        "run exactly `iterations` steps: for _ in range(iterations), one forward pass and "
+        "one optimizer.step() each"))
+
+
+def _first_step(record: Record, key: str) -> float | None:
+    first, step = record.tensors.get(f"{key}_first"), record.tensors.get(f"{key}_step")
+    if first is None or step is None or first.shape != step.shape:
+        return None
+    return float(torch.quantile((step - first).abs().double().flatten(), 0.9))
+
+
+def check_lr(student: Record, reference: Record, ctx: CheckContext) -> Outcome:
+    def judge(key, spec, what):
+        _inputs(student, key, what)
+        want = _first_step(reference, key)
+        got = _first_step(student, key)
+        if got is None:
+            return 0.0, f"{what}: the image never changed between forward passes"
+        low, high = LR_RATIO
+        if want and low <= got / want <= high:
+            return 1.0, f"{what}: first step {got:.3g} (lr {spec['lr']})"
+        return 0.0, (f"{what}: the first step moved the pixels by {got:.3g} (90th "
+                     f"percentile), the reference's by {want:.3g} at lr={spec['lr']}")
+
+    return _per_case(student, reference, judge, (
+        "give the optimizer the lr you were given: torch.optim.Adam([image], lr=lr, "
+        "weight_decay=1e-6)"))
+
+
+def _main_passed(student: Record, reference: Record, key: str, ctx: CheckContext) -> bool:
+    spec = _spec(reference, key)
+    try:
+        got, ref = _both(student, reference, key, spec, _describe(spec), ctx)
+    except CheckFailed:
+        return False
+    return _level_reached(got, ref)
+
+
+def _secondary(student: Record, reference: Record, ctx: CheckContext, problem, ok: str,
+               advice: str) -> Outcome:
+    """Per case: ``problem(key, what)`` -> message or None, paid only when that case's
+    activation_level passes. Problems are reported for every case that returned."""
+    keys = _keys(reference)
+    returned = []
+    for key in keys:
         try:
             require_call(student, key, POINTER)
+            returned.append(key)
         except CheckFailed as exc:
-            problems.append(f"{what}: {str(exc).removeprefix(POINTER + ': ')}")
-            continue
-        problem = _image_problem(student, f"{key}_image", size)
-        if problem:
-            problems.append(f"{what} {problem}")
+            first_failure = exc
+    if not returned:
+        raise first_failure
+    earned, problems, unpaid = 0, [], []
+    for key in keys:
+        what = _describe(_spec(reference, key))
+        found = problem(key, what)
+        if found:
+            problems.append(found)
+        main = _main_passed(student, reference, key, ctx)
+        if not main:
+            unpaid.append(what)
+        earned += bool(main and not found)
+    if earned == len(keys):
+        return passed(ok)
+    parts = []
     if problems:
-        return partial((len(CASES) - len(problems)) / len(CASES), "; ".join(problems))
-    return passed(f"images are ({size}, {size}, 3) floats in [0, 1]")
+        parts.append("; ".join(problems) + f": {advice}")
+    if unpaid:
+        parts.append("pays only for a call whose activation_level passes, not "
+                     f"{', '.join(unpaid)}")
+    return partial(earned / len(keys), "; ".join(parts))
+
+
+def check_output_format(student: Record, reference: Record, ctx: CheckContext) -> Outcome:
+    def problem(key, what):
+        try:
+            require_call(student, key, POINTER)
+        except CheckFailed:
+            return None  # the activation checks already say why
+        found = _image_problem(student, f"{key}_image", _spec(reference, key)["image_size"])
+        return f"{what} {found}" if found else None
+
+    return _secondary(student, reference, ctx, problem,
+                      "images are (image_size, image_size, 3) floats in [0, 1]",
+                      "return postprocess_filter(image)")
 
 
 def _image_problem(record: Record, name: str, size: int) -> str | None:
@@ -329,86 +563,134 @@ def _image_problem(record: Record, name: str, size: int) -> str | None:
     return None
 
 
-def _require_some_call(record: Record) -> None:
-    """Raise the first case's call failure when no case returned at all (e.g. the template).
-
-    Otherwise every case is judged, a raising one too: a hook left behind by a call
-    that raised halfway is still left on the model.
-    """
-    failures = []
-    for key, *_ in CASES:
-        try:
-            require_call(record, key, POINTER)
-            return
-        except CheckFailed as exc:
-            failures.append(exc)
-    raise failures[0]
-
-
 def check_hooks_removed(student: Record, reference: Record, ctx: CheckContext) -> Outcome:
-    _require_some_call(student)
-    left = []
-    for key, *_ in CASES:
+    def problem(key, what):
         hooks = _case(student, key).get("model", {}).get("hooks") or []
-        for hook in hooks:
-            left.append(f"a {hook.get('kind', 'hook').replace('_', ' ')} is still registered "
-                        f"on {hook.get('module')} after {_describe(_case(student, key))}")
-    if left:
-        raise CheckFailed("; ".join(left) + ": call handle.remove() (in a finally block)")
-    return passed("no hook left on the model")
+        left = [f"a {hook.get('kind', 'hook').replace('_', ' ')} is still registered on "
+                f"{hook.get('module')} after {what}" for hook in hooks]
+        return "; ".join(left) or None
+
+    return _secondary(student, reference, ctx, problem, "no hook left on the model",
+                      "call handle.remove() (in a finally block)")
 
 
 def check_model_untouched(student: Record, reference: Record, ctx: CheckContext) -> Outcome:
-    _require_some_call(student)
-    problems = []
-    for key, *_ in CASES:
-        info = _case(student, key)
-        facts = info.get("model", {})
-        what = _describe(info)
+    def problem(key, what):
+        facts = _case(student, key).get("model", {})
+        found = []
         if facts.get("weights_sha256") != trusted_digest(ctx):
-            problems.append(f"{what} changed the model's weights or BatchNorm statistics")
+            found.append(f"{what} changed the model's weights or BatchNorm statistics")
         training = facts.get("training_modules") or []
         if training:
-            problems.append(
+            found.append(
                 f"{what} left {facts.get('n_training_modules', len(training))} modules in "
-                f"training mode (e.g. {', '.join(map(str, training[:3]))})"
-            )
-    if problems:
-        raise CheckFailed("; ".join(problems) + ": optimise only the image (Adam([image])) "
-                          "and leave the model in eval mode (never call model.train())")
-    return passed("weights and eval mode unchanged")
+                f"training mode (e.g. {', '.join(map(str, training[:3]))})")
+        return "; ".join(found) or None
+
+    return _secondary(student, reference, ctx, problem, "weights and eval mode unchanged",
+                      "optimise only the image (Adam([image])) and leave the model in eval "
+                      "mode (never call model.train())")
+
+
+def _unit(record: Record, entry: Any) -> torch.Tensor | None:
+    """An axes image's recorded data on a 0-1 scale (integer data / 255)."""
+    if not isinstance(entry, dict):
+        return None
+    tensor = record.tensors.get(entry.get("tensor"))
+    if tensor is None:
+        return None
+    tensor = tensor.double()
+    return tensor / 255.0 if str(entry.get("dtype", "")).startswith(("uint", "int")) else tensor
+
+
+def _same_image(got: torch.Tensor | None, want: torch.Tensor) -> bool:
+    if got is None or got.shape != want.shape:
+        return False
+    bad = ~((got - want).abs() <= CELL_TOLERANCE)  # NaN counts as bad
+    return int(bad.sum()) <= CELL_MISMATCH * want.numel()
+
+
+def _expected_cells(student: Record, reference: Record, ctx: CheckContext
+                    ) -> tuple[list[torch.Tensor | None], list[str]]:
+    """Per grid cell, the student's own visualize_filter image for it when that call
+    starts from the grid seed's noise and its inputs raise the cell's filter
+    (recomputed); else None with the reason."""
+    grid = reference.data["grid"]
+    size = int(grid["image_size"])
+    expected, reasons = [], []
+    for i, (layer, number) in enumerate(_grid_cells(grid)):
+        key = f"cell{i}"
+        what = f"visualize_filter(model, {layer!r}, {number}) with the grid's arguments"
+        try:
+            ref = _activations(reference, key, layer, number, "the reference", ctx)
+            got = _activations(student, key, layer, number, what, ctx)
+        except CheckFailed as exc:
+            expected.append(None)
+            reasons.append(str(exc))
+            continue
+        first, _ = _inputs(student, key, what)
+        noise = seeded_noise(int(grid["seed"]), size)
+        if first.shape != noise.shape or not torch.allclose(first, noise, rtol=0,
+                                                             atol=SEED_ATOL):
+            expected.append(None)
+            reasons.append(f"{what} does not start from the noise of the grid's seed")
+            continue
+        image = student.tensors.get(f"{key}_image")
+        if not _rises(got, ref) or image is None or _image_problem(student, f"{key}_image",
+                                                                   size):
+            expected.append(None)
+            reasons.append(f"{what} does not raise that filter or returns no image")
+            continue
+        expected.append(image.double())
+    return expected, reasons
 
 
 def check_grid(student: Record, reference: Record, ctx: CheckContext) -> Outcome:
     facts = require_figure(student, "grid", "grid", POINTER_GRID,
                            "return the Figure holding the grid")
-    cells = [ax for ax in facts.get("axes", []) if ax.get("has_image")]
-    expected = len(GRID_LAYERS) * len(GRID_FILTERS)
+    grid = reference.data["grid"]
+    cells = [ax for ax in facts.get("axes", []) if isinstance(ax, dict) and ax.get("has_image")]
+    wanted = _grid_cells(grid)
+    expected, reasons = _expected_cells(student, reference, ctx)
+    free = list(range(len(cells)))
+    matched, untitled = 0, []
+    for (_, number), want in zip(wanted, expected, strict=True):
+        if want is None:
+            continue
+        for j in free:
+            images = cells[j].get("images") or []
+            if images and _same_image(_unit(student, images[-1]), want):
+                free.remove(j)
+                matched += 1
+                if not re.search(rf"(?<!\d){number}(?!\d)", str(cells[j].get("title", ""))):
+                    untitled.append(str(cells[j].get("title", "")))
+                break
     problems = []
-    if len(cells) != expected:
-        problems.append(f"the figure has {len(cells)} image cells; draw {len(GRID_LAYERS)} "
-                        f"x {len(GRID_FILTERS)} (one row per layer, one column per filter)")
-    titled = 0
-    for number in GRID_FILTERS:
-        pattern = re.compile(rf"(?<!\d){number}(?!\d)")
-        count = sum(1 for ax in cells if pattern.search(str(ax.get("title", ""))))
-        titled += min(count, len(GRID_LAYERS))
-    if titled < expected:
-        titles = [str(ax.get("title", "")) for ax in cells][:9]
+    if len(cells) != len(wanted):
+        problems.append(f"the figure has {len(cells)} image cells; draw {len(grid['layers'])} "
+                        f"x {len(grid['filters'])} (one row per layer, one column per filter)")
+    if matched < len(wanted):
         problems.append(
-            f"{expected - titled} cells lack their filter number in the title (titles: "
-            f"{titles}); title each cell with the filter number it shows, e.g. "
-            "f'{layer} #{filter_index}'"
-        )
-    if problems:
-        return partial(0.5 * (len(cells) == expected) + 0.5 * titled / expected,
-                       "; ".join(problems))
-    return passed("3x3 grid with the filter numbers in the titles")
+            f"{len(wanted) - matched} of {len(wanted)} cells do not show what your "
+            "visualize_filter gives for their layer and filter with the grid's iterations, "
+            "lr, image_size and seed" + (f" ({reasons[0]})" if reasons else ""))
+    if untitled:
+        problems.append(
+            f"{len(untitled)} cells lack their filter number in the title (titles: "
+            f"{untitled[:9]}); title each cell with the filter number it shows, e.g. "
+            "f'{layer} #{filter_index}'")
+    fraction = matched / len(wanted) * (0.5 if untitled else 1.0)
+    if not problems:
+        return passed("3x3 grid: each cell shows its filter, titled with its number")
+    return partial(fraction, "; ".join(problems))
 
 
 CHECKS = {
     "activation_rises": check_activation_rises,
     "activation_level": check_activation_level,
+    "seed": check_seed,
+    "iterations": check_iterations,
+    "lr": check_lr,
     "output_format": check_output_format,
     "hooks_removed": check_hooks_removed,
     "model_untouched": check_model_untouched,
