@@ -2,27 +2,44 @@
 
 Probe
     ``predict(model, path, labels)`` once per photo fixture (4 photos), each with a
-    fresh copy of the trusted model (``ctx.fresh_model()``) and a fresh label dict
-    built by the grader from torchvision's weights metadata (so Task 3 never
-    depends on the student's ``load_labels``); then ``predict_batch(model, paths,
-    labels)`` once on all photos. Recorded per result: its container type, the
-    label (plain ``str``), the index and the score (real type, shape/dtype for a
-    tensor, and the number itself), plus ``model_facts`` after the calls.
+    fresh copy of the trusted model whose classes are reordered (its ``fc`` rows
+    permuted) and a fresh label dict of torchvision's names in another order, both
+    drawn from the variant's stream (:func:`variant_inputs`: two models and two label
+    dicts, each pair of them used on one photo); then ``predict_batch(model, paths,
+    labels)`` once on all photos, with a forward pre-hook of the probe's own on the
+    model's ``conv1`` counting the passes and their rows. Recorded per result: its
+    container type, the label (plain ``str``), the index and the score (real type,
+    shape/dtype for a tensor, and the number itself), plus ``model_facts`` after the
+    calls, and the variant's set-up (permutations, names) the checks read from the
+    reference's record.
+
+Parameters probed, and why each value separates right from wrong
+    - ``model``: two class orders, each moving every class (one 1000-cycle): a
+      ``predict`` that loads its own model predicts another index on every photo (its
+      softmax maximum is the same, so the score pays only with the right index);
+    - ``labels``: two orders of torchvision's names, each moving every name: a
+      ``predict`` that uses its own labels returns another name;
+    - ``img``: four photos with four different top-1 classes on the stand-in and the
+      real weights;
+    - ``predict_batch``: the results of one forward pass of 4 rows; a loop of
+      ``predict`` (4 passes of 1 row) earns nothing for ``batch``.
 
 Why this catches the mistakes (tests/harness/test_inference_checks.py):
     - no softmax: the score is a raw logit (not in [0, 1]) and differs from the
       reference's probability far beyond 1e-4;
     - argmax / softmax over the wrong dim: the index is a 1000-element tensor or
       always 0, and the score is 1.0;
-    - tensors returned instead of numbers: ``return_types`` names the item;
+    - tensors returned instead of numbers: ``return_types`` names the item (it pays
+      only once ``top1_index`` passes);
     - ``predict_batch`` that mixes up the order: the 4 photos get 4 different
       (index, score) pairs from the reference, so any permutation shows.
 
 Error carried forward: the probe also records ``preprocessing.preprocess_image(path)``
 of each photo (the student's own preprocessing). A photo whose index or score differs
-from the reference's still passes when it equals what the grader's trusted model
-predicts on that recorded input: a preprocessing mistake (a wrong std, or the
-handout's "256x256" read as ``Resize((256, 256))``) is charged once, in Task 2, and
+from the reference's still passes when it equals what the grader's trusted model, with
+the call's class order and names, predicts on that recorded input: a preprocessing
+mistake (a wrong std, or the handout's "256x256" read as ``Resize((256, 256))``) is
+charged once, in Task 2, and
 ``predict`` is judged on what it does with the preprocessing it was given.
 
 Rule on types: the handout's ``postprocess`` returns the index as a 0-d tensor
@@ -34,6 +51,7 @@ from __future__ import annotations
 
 import functools
 import math
+import random
 import weakref
 from typing import Any
 
@@ -51,11 +69,13 @@ from grader.probing import (
     put_tensor,
 )
 from grader.records import Record, plain, type_name
+from grader.settings import ProbeSettings
 
 POINTER = "Task 3: predict in inference.py"
 POINTER_BATCH = "Task 3: predict_batch in inference.py"
 SCORE_ATOL = 1e-4
 MAX_BATCH_ITEMS = 64
+N_CLASSES = 1000
 INTEGER_DTYPES = ("int64", "int32", "int16", "int8", "uint8")
 OWN_INPUT_ELEMENTS = 3 * 512 * 512  # a preprocessed photo larger than this is not re-run
 ECF_NOTE = ("equals the trusted model's prediction on your own preprocessing (its mistakes "
@@ -77,6 +97,62 @@ def _categories() -> tuple[str, ...]:
     return tuple(ResNet34_Weights.IMAGENET1K_V1.meta["categories"])
 
 
+def _cycle(rng: random.Random, n: int = N_CLASSES) -> list[int]:
+    """A permutation of ``range(n)`` drawn from ``rng`` that moves every index (one n-cycle)."""
+    order = list(range(n))
+    rng.shuffle(order)
+    perm = [0] * n
+    for j, k in enumerate(order):
+        perm[k] = order[(j + 1) % n]
+    return perm
+
+
+def variant_inputs(settings: ProbeSettings) -> dict[str, Any]:
+    """The variant's models and label dicts, and which call gets which.
+
+    ``perms[m]``: the class order of model ``m`` (its ``fc`` row ``j`` is the trusted
+    model's row ``perms[m][j]``); ``label_sets[l]``: the names of label dict ``l``
+    (``{j: label_sets[l][j]}``, torchvision's names in another order); ``calls``: per
+    photo ``(m, l)``; ``batch``: ``(m, l)`` of ``predict_batch``. Every permutation moves
+    every class, so a ``predict`` that ignores ``model`` (loads its own) or ``labels``
+    (uses torchvision's names) gets another index or name on every photo.
+    """
+    rng = settings.rng("inference")
+    perms = [_cycle(rng), _cycle(rng)]
+    label_sets = [[_categories()[k] for k in _cycle(rng)] for _ in range(2)]
+    return {"perms": perms, "label_sets": label_sets,
+            "calls": [[i % 2, i // 2 % 2] for i in range(4)], "batch": [1, 0]}
+
+
+def permuted_model(ctx: ProbeContext, perm: list[int]) -> torch.nn.Module:
+    """A fresh trusted model whose classes are reordered by ``perm`` (fc rows permuted)."""
+    model = ctx.fresh_model()
+    index = torch.tensor(perm, device=model.fc.weight.device)
+    with torch.no_grad():
+        model.fc.weight.copy_(model.fc.weight[index])
+        model.fc.bias.copy_(model.fc.bias[index])
+    return model
+
+
+class _ForwardCounter:
+    """Counts the passes through a model's stem (``conv1``) and the rows of each.
+
+    On ``conv1``, not the model itself, so ``model.forward(x)`` counts too.
+    """
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.rows: list[int] = []
+        self._handle = model.conv1.register_forward_pre_hook(self._hook)
+
+    def _hook(self, _module: torch.nn.Module, args: tuple[Any, ...]) -> None:
+        x = args[0] if args else None
+        self.rows.append(int(x.shape[0]) if type(x) is torch.Tensor and x.dim() == 4 else -1)
+
+    def remove(self) -> list[int]:
+        self._handle.remove()
+        return self.rows[:MAX_BATCH_ITEMS]
+
+
 # --------------------------------------------------------------------------- probe
 
 
@@ -85,21 +161,27 @@ def probe(ctx: ProbeContext) -> Record:
     record = new_record("inference")
     photos = image_paths("photo")
     record.data["photos"] = [p.name for p in photos]
+    setup = variant_inputs(ctx.settings)
+    record.data["setup"] = setup
     results = []
     for i, path in enumerate(photos):
-        model = ctx.fresh_model()
+        m, lab = setup["calls"][i % len(setup["calls"])]
+        model = permuted_model(ctx, setup["perms"][m])
+        labels = dict(enumerate(setup["label_sets"][lab]))
         torch.manual_seed(ctx.settings.seed)
-        out = call(record, f"predict_{i}", mod.predict, model, str(path), grader_labels())
+        out = call(record, f"predict_{i}", mod.predict, model, str(path), labels)
         results.append(result_info(out))
         if i == 0:
             record.data["model_facts"] = model_facts(model)
     record.data["predict"] = results
 
-    model = ctx.fresh_model()
+    m, lab = setup["batch"]
+    model = permuted_model(ctx, setup["perms"][m])
+    counter = _ForwardCounter(model)
     torch.manual_seed(ctx.settings.seed)
     out = call(record, "predict_batch", mod.predict_batch, model, [str(p) for p in photos],
-               grader_labels())
-    batch: dict[str, Any] = {"type": type_name(out)}
+               dict(enumerate(setup["label_sets"][lab])))
+    batch: dict[str, Any] = {"type": type_name(out), "forward_rows": counter.remove()}
     if type(out) in (list, tuple):
         items = list(out)
         batch["length"] = len(items)
@@ -251,31 +333,36 @@ def _compare(got: Any, ref: Any) -> str | None:
     return None
 
 
-# own_predictions() of the records being checked, each with a weak reference to its record:
-# three checks ask for the same predictions, and an id may be reused once a record is gone.
-_OWN_PREDICTIONS: dict[int, tuple[weakref.ref, list[dict[str, Any] | None]]] = {}
+# _own_logits() of the records being checked, each with a weak reference to its record:
+# three checks ask for the same logits, and an id may be reused once a record is gone.
+_OWN_LOGITS: dict[int, tuple[weakref.ref, list[torch.Tensor | None]]] = {}
+
+
+def _own_logits(student: Record, ctx: CheckContext) -> list[torch.Tensor | None]:
+    """Per photo, the trusted model's logits ``(1000,)`` on the student's own preprocessing
+    of it (None where no usable tensor was recorded). Computed once per record."""
+    key = id(student)
+    cached = _OWN_LOGITS.get(key)
+    if cached is not None and cached[0]() is student:
+        return cached[1]
+    photos = student.data.get("own_inputs")
+    logits = [_logits(student.tensors.get(f"own_input_{i}"), ctx)
+              for i in range(len(photos) if isinstance(photos, list) else 0)]
+    _OWN_LOGITS[key] = (weakref.ref(student, lambda _: _OWN_LOGITS.pop(key, None)), logits)
+    return logits
 
 
 def own_predictions(student: Record, ctx: CheckContext) -> list[dict[str, Any] | None]:
     """Per photo, the trusted model's top-1 on the student's own preprocessing of it.
 
     ``{"index": int, "score": float}``, or None where no usable ``(1, 3, H, W)``
-    (or ``(3, H, W)``) finite float tensor of at least 32x32 was recorded. Computed
-    once per record, however many checks ask.
+    (or ``(3, H, W)``) finite float tensor of at least 32x32 was recorded. The model's
+    pass runs once per record, however many checks ask.
     """
-    key = id(student)
-    cached = _OWN_PREDICTIONS.get(key)
-    if cached is not None and cached[0]() is student:
-        return cached[1]
-    photos = student.data.get("own_inputs")
-    predictions = [_own_prediction(student.tensors.get(f"own_input_{i}"), ctx)
-                   for i in range(len(photos) if isinstance(photos, list) else 0)]
-    _OWN_PREDICTIONS[key] = (weakref.ref(student, lambda _: _OWN_PREDICTIONS.pop(key, None)),
-                             predictions)
-    return predictions
+    return [None if x is None else _top1(x) for x in _own_logits(student, ctx)]
 
 
-def _own_prediction(tensor: Any, ctx: CheckContext) -> dict[str, Any] | None:
+def _logits(tensor: Any, ctx: CheckContext) -> torch.Tensor | None:
     if type(tensor) is not torch.Tensor or not tensor.is_floating_point():
         return None
     if tensor.dim() == 3:
@@ -284,26 +371,58 @@ def _own_prediction(tensor: Any, ctx: CheckContext) -> dict[str, Any] | None:
             or not bool(torch.isfinite(tensor).all()):
         return None
     with torch.inference_mode():
-        probs = torch.softmax(ctx.trusted_model()(tensor.float()), dim=1)
-    score, index = probs.max(dim=1)
+        return ctx.trusted_model()(tensor.float())[0].detach().clone()
+
+
+def _top1(logits: torch.Tensor) -> dict[str, Any]:
+    score, index = torch.softmax(logits, dim=0).max(dim=0)
     return {"index": int(index), "score": float(score)}
 
 
-def _own(student: Record, i: int, ctx: CheckContext) -> dict[str, Any] | None:
-    predictions = own_predictions(student, ctx)
-    return predictions[i] if i < len(predictions) else None
+def _setup(reference: Record) -> dict[str, Any]:
+    """The variant's models and label dicts, as the reference's record holds them (trusted)."""
+    setup = reference.data.get("setup")
+    if not isinstance(setup, dict) or not all(k in setup for k in (
+            "perms", "label_sets", "calls", "batch")):
+        raise CheckFailed("no reference set-up recorded (grader set-up problem)")
+    return setup
+
+
+def _own(student: Record, reference: Record, i: int, ctx: CheckContext, *,
+         batch: bool = False) -> dict[str, Any] | None:
+    """What the model and labels of call ``i`` (or of the batch's item ``i``) give on the
+    student's own preprocessing of photo ``i``: ``{"index", "score", "label"}`` or None."""
+    logits = _own_logits(student, ctx)
+    if i >= len(logits) or logits[i] is None:
+        return None
+    setup = _setup(reference)
+    m, lab = setup["batch"] if batch else setup["calls"][i % len(setup["calls"])]
+    perm = torch.tensor(setup["perms"][m])
+    own = _top1(logits[i][perm])
+    own["label"] = setup["label_sets"][lab][own["index"]]
+    return own
 
 
 def _matches_own(got: Any, own: dict[str, Any] | None, *, score: bool) -> bool:
-    """Whether ``got``'s index and label (or its score) equal ``own``, the trusted model's
-    prediction on the student's own preprocessing."""
+    """Whether ``got``'s index and label (or its score) equal ``own``, the prediction of the
+    call's model and labels on the student's own preprocessing."""
     if own is None or _shape_problem(got):
         return False
     if score:
         value = _number(got.get("score"))
         return value is not None and abs(value - own["score"]) <= SCORE_ATOL
     index, _ = _index(got.get("index"))
-    return index == own["index"] and _label_text(got) == _categories()[index]
+    return index == own["index"] and _label_text(got) == own["label"]
+
+
+def _same_index(got: Any, expected: Any) -> bool:
+    """Whether ``got``'s index equals ``expected``'s (a result info or an own prediction)."""
+    if not isinstance(expected, dict):
+        return False
+    index, _ = _index(got.get("index"))
+    want = expected.get("index")
+    want = want if type(want) is int else _index(want)[0]
+    return index is not None and index == want
 
 
 def check_top1_index(student: Record, reference: Record, ctx: CheckContext) -> Outcome:
@@ -312,7 +431,7 @@ def check_top1_index(student: Record, reference: Record, ctx: CheckContext) -> O
     for i, (name, got, ref) in enumerate(rows):
         call_problem = _call_problem(student, i)
         problem = call_problem or _compare(got, ref)
-        if problem and not call_problem and _matches_own(got, _own(student, i, ctx), score=False):
+        if problem and not call_problem and _matches_own(got, _own(student, reference, i, ctx), score=False):
             problem, carried = None, carried + 1
         if problem:
             failures.append(f"{name}: {problem}")
@@ -340,11 +459,16 @@ def check_top1_score(student: Record, reference: Record, ctx: CheckContext) -> O
                 problem = (f"score {score:.4g} is not a probability; apply "
                            "F.softmax(output, dim=1) before taking the top-1")
             elif ref_score is None or abs(score - ref_score) > SCORE_ATOL:
-                if _matches_own(got, _own(student, i, ctx), score=True):
+                own = _own(student, reference, i, ctx)
+                if _matches_own(got, own, score=True) and _same_index(got, own):
                     carried += 1
                 else:
                     problem = (f"score {score:.6f}, the reference's {ref_score:.6f} "
                                f"(tolerance {SCORE_ATOL:g}); softmax over dim=1 of the logits")
+            elif not _same_index(got, ref) and not _same_index(
+                    got, _own(student, reference, i, ctx)):
+                problem = ("the score is right but the index is not the reference's class; "
+                           "the score pays with the class of the model you were given")
         if problem:
             failures.append(f"{name}: {problem}")
     good = len(rows) - len(failures)
@@ -380,16 +504,20 @@ def check_return_types(student: Record, reference: Record, ctx: CheckContext) ->
             shape = f" of shape {score.get('shape')}" if "shape" in score else ""
             raise CheckFailed(f"{name}: score is {score.get('type')}{shape}; return "
                               "score.item() (a float)")
+    if not check_top1_index(student, reference, ctx).passed:
+        raise CheckFailed("(str, int, float) returned, but the return types pay once predict "
+                          "returns the right class for every photo (see top1_index)")
     if notes:
         return passed("(str, index, float); " + "; ".join(sorted(notes)))
     return passed("returns (str, int, float)")
 
 
 def check_batch(student: Record, reference: Record, ctx: CheckContext) -> Outcome:
-    refs = reference.data.get("predict")
+    ref_batch = reference.data.get("batch") or {}
+    refs = ref_batch.get("items")
     names = reference.data.get("photos")
-    if not isinstance(refs, list) or not isinstance(names, list):
-        raise CheckFailed("no reference predictions recorded (grader set-up problem)")
+    if not isinstance(refs, list) or not isinstance(names, list) or len(refs) != len(names):
+        raise CheckFailed("no reference batch recorded (grader set-up problem)")
     require_call(student, "predict_batch", POINTER_BATCH)
     batch = student.data.get("batch") or {}
     if batch.get("type") not in ("builtins.list", "builtins.tuple"):
@@ -405,20 +533,27 @@ def check_batch(student: Record, reference: Record, ctx: CheckContext) -> Outcom
         if problem is None:
             score, ref_score = _number(item.get("score")), _number(ref.get("score"))
             if score is None or ref_score is None or abs(score - ref_score) > SCORE_ATOL:
-                problem = f"score {score}, predict on this image alone gives {ref_score}"
+                problem = f"score {score}, the reference's {ref_score}"
         if problem:
-            own = _own(student, i, ctx)
+            own = _own(student, reference, i, ctx, batch=True)
             if _matches_own(item, own, score=False) and _matches_own(item, own, score=True):
                 problem = None
         if problem:
             problems.append(f"predict_batch result {i} ({names[i]}): {problem}")
-    if not problems:
-        return passed(f"{len(refs)} results in input order, equal to the reference's "
-                      "per-image predictions")
-    if _is_permutation(items, refs):
-        raise CheckFailed("predict_batch returns the right results in the wrong order; "
-                          "return one result per image, in input order")
-    raise CheckFailed(problems[0])
+    if problems:
+        if _is_permutation(items, refs):
+            raise CheckFailed("predict_batch returns the right results in the wrong order; "
+                              "return one result per image, in input order")
+        raise CheckFailed(problems[0])
+    rows = batch.get("forward_rows")
+    if rows != [len(refs)]:
+        passes = len(rows) if isinstance(rows, list) else 0
+        raise CheckFailed(
+            f"predict_batch ran {passes} forward passes through the model it was given "
+            f"(rows per pass: {rows}); stack the {len(refs)} preprocessed images into one "
+            f"({len(refs)}, 3, 224, 224) batch and call model(batch) once")
+    return passed(f"{len(refs)} results in input order from one forward pass of "
+                  f"{len(refs)} rows, equal to the reference's")
 
 
 def _matches(item: Any, ref: Any) -> bool:

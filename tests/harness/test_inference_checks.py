@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from grader.settings import DEFAULT_SETTINGS
+
 FULL = {"top1_index": 4.0, "top1_score": 3.0, "return_types": 1.0, "batch": 2.0}
 
 NO_SOFTMAX = (
@@ -36,6 +38,36 @@ LOOPING_BATCH = (
     "def predict_batch(model, imgs, labels):\n"
     "    return [predict(model, img, labels) for img in imgs]\n"
 )
+# A model of their own instead of the `model` argument (the trusted weights, as a student's
+# load_model() would give them).
+OWN_MODEL = (
+    "def _own_model():\n"
+    "    from grader.weights import resolve_weights\n"
+    "    return resolve_weights().build_model()\n"
+)
+IGNORES_MODEL = OWN_MODEL + (
+    "_orig_predict = predict\n"
+    "def predict(model, img, labels):\n"
+    "    return _orig_predict(_own_model(), img, labels)\n"
+)
+IGNORES_LABELS = (
+    "_orig_predict = predict\n"
+    "def predict(model, img, labels):\n"
+    "    from torchvision.models import ResNet34_Weights\n"
+    "    return _orig_predict(model, img, dict(enumerate(ResNet34_Weights.DEFAULT.meta['categories'])))\n"
+)
+BATCH_IGNORES_MODEL = OWN_MODEL + (
+    "_orig_predict_batch = predict_batch\n"
+    "def predict_batch(model, imgs, labels):\n"
+    "    return _orig_predict_batch(_own_model(), imgs, labels)\n"
+)
+BATCH_IGNORES_LABELS = (
+    "_orig_predict_batch = predict_batch\n"
+    "def predict_batch(model, imgs, labels):\n"
+    "    from torchvision.models import ResNet34_Weights\n"
+    "    names = dict(enumerate(ResNet34_Weights.DEFAULT.meta['categories']))\n"
+    "    return _orig_predict_batch(model, imgs, names)\n"
+)
 
 # Each wrong implementation: (source appended to inference.py, {failing check: words}).
 WRONG = {
@@ -44,7 +76,45 @@ WRONG = {
     "softmax_argmax_wrong_dim": (WRONG_DIM, {"top1_index": "dim=1", "top1_score": "reference",
                                              "return_types": "int(index)"}),
     "reversed_batch": (REVERSED_BATCH, {"batch": "wrong order"}),
+    # model: the variant's model has its classes reordered, so the student's own model's
+    # top-1 is another index (its softmax maximum is the same: the score pays with the class).
+    "predict_ignores_model": (IGNORES_MODEL, {"top1_index": "reference predicts",
+                                              "top1_score": "index is not the reference's",
+                                              "return_types": "top1_index"}),
+    # labels: the variant's names are torchvision's in another order.
+    "predict_ignores_labels": (IGNORES_LABELS, {"top1_index": "return labels[index]",
+                                                "return_types": "top1_index"}),
+    # predict_batch: a loop of predict gives the right results in four passes.
+    "batch_loop": (LOOPING_BATCH, {"batch": "4 forward passes"}),
+    "batch_ignores_model": (BATCH_IGNORES_MODEL, {"batch": "reference predicts"}),
+    "batch_ignores_labels": (BATCH_IGNORES_LABELS, {"batch": "return labels[index]"}),
 }
+
+# Honest rewrites: other code, the same behaviour; full marks.
+HONEST = {
+    "argmax_then_softmax": (
+        "def predict(model, img, labels):\n"
+        "    with torch.no_grad():\n"
+        "        logits = model(preprocess_image(img))\n"
+        "    index = int(logits.argmax(dim=1))\n"
+        "    score = float(torch.softmax(logits, dim=1)[0, index])\n"
+        "    return labels[index], index, score\n"
+    ),
+    "batch_stacked_forward_method": (
+        "def predict_batch(model, imgs, labels):\n"
+        "    x = torch.stack([preprocess_image(img)[0] for img in imgs])\n"
+        "    with torch.no_grad():\n"
+        "        probs = F.softmax(model.forward(x), dim=1)\n"
+        "    scores, indices = probs.max(dim=1)\n"
+        "    return [(labels[int(i)], int(i), float(p)) for p, i in zip(scores, indices)]\n"
+    ),
+}
+
+
+@pytest.fixture(params=["practice", "graded"])
+def settings(request, graded_test_settings):
+    """Both the published practice variant and a graded one."""
+    return DEFAULT_SETTINGS if request.param == "practice" else graded_test_settings
 
 
 def test_reference_gets_full_points(grade_impl) -> None:
@@ -60,18 +130,59 @@ def test_template_is_not_implemented(grade_impl) -> None:
 
 
 @pytest.mark.parametrize("variant", list(WRONG), ids=list(WRONG))
-def test_wrong_implementation_loses_its_points(grade_variant, variant: str) -> None:
+def test_wrong_implementation_loses_its_points(grade_variant, variant: str, settings) -> None:
     source, failing = WRONG[variant]
-    graded = grade_variant({"inference.py": source}, tasks=["inference", "model"])
+    graded = grade_variant({"inference.py": source}, tasks=["inference", "model"],
+                           settings=settings)
     assert set(graded.failed("inference")) == set(failing)
     for name, words in failing.items():
         assert words in graded.check("inference", name).message
     assert graded.score("model") == graded.max_score("model")
 
 
-def test_looping_batch_is_fine(grade_variant) -> None:
+@pytest.mark.parametrize("rewrite", list(HONEST), ids=list(HONEST))
+def test_honest_rewrite_keeps_full_marks(grade_variant, rewrite: str, settings) -> None:
+    graded = grade_variant({"inference.py": HONEST[rewrite]}, tasks=["inference"],
+                           settings=settings)
+    assert {c.name: c.score for c in graded.results["inference"].checks} == FULL
+
+
+def test_looping_batch_earns_nothing_for_batch(grade_variant) -> None:
+    """Stricter by issue 13 (was: a loop is fine): predict_batch runs one forward pass."""
     graded = grade_variant({"inference.py": LOOPING_BATCH}, tasks=["inference"])
-    assert graded.check("inference", "batch").passed
+    check = graded.check("inference", "batch")
+    assert check.score == 0 and "rows per pass: [1, 1, 1, 1]" in check.message
+    assert graded.records["inference"].data["batch"]["forward_rows"] == [1, 1, 1, 1]
+
+
+def test_reference_batch_is_one_pass_of_all_photos(grade_impl) -> None:
+    graded = grade_impl("reference", tasks=["inference"])
+    assert graded.records["inference"].data["batch"]["forward_rows"] == [4]
+
+
+@pytest.mark.parametrize("settings_name", ["practice", "graded"])
+def test_variant_models_and_labels_move_every_class(settings_name, graded_test_settings) -> None:
+    """The premise of the model and labels probes: no class keeps its index or its name."""
+    from grader.tasks.inference import _categories, variant_inputs
+
+    settings = DEFAULT_SETTINGS if settings_name == "practice" else graded_test_settings
+    setup = variant_inputs(settings)
+    for perm in setup["perms"]:
+        assert sorted(perm) == list(range(1000))
+        assert all(perm[j] != j for j in range(1000))
+    for names in setup["label_sets"]:
+        assert sorted(names) == sorted(_categories())
+        assert sum(a == b for a, b in zip(names, _categories(), strict=True)) <= 2
+    assert setup["perms"][0] != setup["perms"][1]
+    models = {m for m, _ in setup["calls"]} | {setup["batch"][0]}
+    labels = {lab for _, lab in setup["calls"]} | {setup["batch"][1]}
+    assert models == labels == {0, 1}
+
+
+def test_variants_differ(graded_test_settings) -> None:
+    from grader.tasks.inference import variant_inputs
+
+    assert variant_inputs(DEFAULT_SETTINGS) != variant_inputs(graded_test_settings)
 
 
 def test_handout_tensor_index_earns_the_point_with_a_note(grade_variant) -> None:
