@@ -70,6 +70,7 @@ from grader.report import (
     write_submission,
     write_summary,
 )
+from grader.results import format_points
 from grader.sandbox import OutputCapture
 from grader.settings import DEFAULT_SETTINGS, ProbeSettings
 from grader.tasks import TASK_NAMES
@@ -862,6 +863,8 @@ class SubmissionRun:
                     f"({_describe_exit(run)}); its output ends with:\n{_tail(run.output, 1500)}")
             task = run.current
             remaining.remove(task)
+            if run.stopped == "task-timeout" and self.keep_partial(task):
+                continue
             if run.stopped == "task-timeout":
                 self.fail(task, "timeout", f"the task ran over its time limit of "
                           f"{self.batch.task_timeout:g} s (an infinite loop, or far more work than "
@@ -875,6 +878,29 @@ class SubmissionRun:
                           f"{self.batch.timeout:g} s ran out during this task")
             else:
                 self.fail(task, "probe_error", _crash_message(run, self.batch.limits))
+
+    def keep_partial(self, task: str) -> bool:
+        """After a task timeout: keep what the task recorded before the call that overran.
+
+        Returns whether a usable partial record was found (the child saves one before each
+        student call, with that call marked as cut).
+        """
+        from grader.child import PARTIAL_DIR
+
+        partial_back = self.readback / PARTIAL_DIR
+        partial_back.mkdir(exist_ok=True)
+        record = read_child_record(self.scratch / "records" / PARTIAL_DIR, partial_back, task)
+        if "record_error" in record.data or not isinstance(record.data.get("calls"), dict):
+            return False
+        cut = [n for n, c in record.data["calls"].items()
+               if isinstance(c, dict) and c.get("timeout") and c.get("seconds") is None]
+        for name in cut:
+            record.data["calls"][name]["message"] = (
+                f"this call was cut by the task's time limit of {self.batch.task_timeout:g} s")
+        record.data["cut_calls"] = cut
+        self.records[task] = record
+        self.problems.append(f"{task}: timed out")
+        return True
 
     def fail(self, task: str, kind: str, message: str) -> None:
         self.records[task] = Record(task=task, data={kind: message})
@@ -1205,7 +1231,8 @@ def _run_pool(batch: Batch, todo, jobs: int, graded: list[str],
             try:
                 entry = future.result()
                 graded.append(sub.name)
-                line = f"{sub.name}: {entry['score']:g}/{entry['max_score']:g}"
+                line = (f"{sub.name}: {format_points(entry['score'])}/"
+                        f"{format_points(entry['max_score'])}")
                 if entry["problems"]:
                     line += f" ({'; '.join(entry['problems'])[:120]})"
             except Interrupted:

@@ -68,12 +68,20 @@ def require_call(record: Record, name: str, pointer: str) -> dict[str, Any]:
     calls = record.data.get("calls")
     outcome = calls.get(name) if isinstance(calls, dict) else None
     if not isinstance(outcome, dict):
+        cut = record.data.get("cut_calls")
+        if isinstance(cut, list) and cut:
+            raise CheckFailed(f"{pointer}: not run: the task's time limit cut "
+                              f"{', '.join(map(str, cut))} before it")
         raise CheckFailed(f"{pointer}: the grader could not call it (no record)")
     if outcome.get("ok") is True:
         return outcome
     if outcome.get("not_implemented"):
         raise CheckFailed(f"{pointer}: not implemented yet ({outcome.get('message', '')})")
     if outcome.get("timeout"):
+        if outcome.get("seconds") is None:
+            raise CheckFailed(f"{pointer}: {outcome.get('message', 'cut by the time limit')} "
+                              "(what the task recorded before it still counts); make it "
+                              "faster, at the settings it is given")
         raise CheckFailed(f"{pointer}: timed out after {outcome.get('seconds')} s")
     raise CheckFailed(
         f"{pointer}: raised {outcome.get('error_type')}: {outcome.get('message', '')}"

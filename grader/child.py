@@ -32,6 +32,7 @@ from pathlib import Path
 
 PROGRESS_FILE = "progress"
 HANDOFF_LIMIT = 30.0
+PARTIAL_DIR = "partial"  # the running task's record so far, before each student call
 _PR_SET_NO_NEW_PRIVS = 38
 
 
@@ -139,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     from grader.grading import probe_task
     from grader.implementation import load_implementation
     from grader.inputs import FIXTURES_DIR
-    from grader.probing import ImplementationError, ProbeContext
+    from grader.probing import ImplementationError, ProbeContext, set_checkpoint
     from grader.records import Record
     from grader.settings import ProbeSettings
     from grader.weights import ResolvedWeights, activate
@@ -152,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     args.records.mkdir(parents=True, exist_ok=True)
     args.scratch.mkdir(parents=True, exist_ok=True)
 
+    if args.handoff:
+        set_checkpoint(lambda record, changed: record.save(args.records / PARTIAL_DIR,
+                                                           tensors=changed))
     impl, impl_error = None, None
     try:
         impl = load_implementation(args.impl)

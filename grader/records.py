@@ -53,14 +53,18 @@ class Record:
     def tensor(self, name: str) -> torch.Tensor | None:
         return self.tensors.get(name)
 
-    def save(self, directory: Path) -> None:
-        """Write ``<task>.json`` and ``<task>.safetensors`` atomically into ``directory``."""
+    def save(self, directory: Path, *, tensors: bool = True) -> None:
+        """Write ``<task>.json`` and ``<task>.safetensors`` atomically into ``directory``.
+
+        ``tensors=False`` rewrites the JSON only (a checkpoint whose tensors are already saved).
+        """
         from safetensors.torch import save as save_tensors
 
         directory.mkdir(parents=True, exist_ok=True)
         payload = json.dumps({"task": self.task, "data": self.data}, allow_nan=False)
-        tensors = {k: v.detach().cpu().contiguous() for k, v in self.tensors.items()}
-        _atomic_write(directory / f"{self.task}.safetensors", save_tensors(tensors))
+        if tensors:
+            plain = {k: v.detach().cpu().contiguous() for k, v in self.tensors.items()}
+            _atomic_write(directory / f"{self.task}.safetensors", save_tensors(plain))
         _atomic_write(directory / f"{self.task}.json", payload.encode())
 
     @classmethod
