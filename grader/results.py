@@ -7,6 +7,15 @@ from typing import Any
 
 from grader.points import TASKS, task_spec
 
+DISPLAY_DECIMALS = 2
+
+
+def format_points(value: float) -> str:
+    """Points as shown to people (tables, CSV, messages): at most two decimals, no trailing
+    zeros (``8.2308`` -> ``8.23``, ``8.5`` -> ``8.5``, ``10.0`` -> ``10``). Files meant for
+    machines (results.json, report.json) keep the exact value."""
+    return f"{round(value, DISPLAY_DECIMALS) + 0.0:g}"  # + 0.0: no "-0" from a tiny negative
+
 
 @dataclass(frozen=True)
 class CheckResult:
@@ -89,7 +98,8 @@ class GradeReport:
 
     def to_gradescope(self) -> dict[str, Any]:
         """Gradescope's results.json (score, max_score, execution_time, output, tests)."""
-        lines = [f"{self.submission}: {self.score:g} / {self.max_score:g}", *self.notes]
+        lines = [f"{self.submission}: {format_points(self.score)} / {format_points(self.max_score)}",
+                 *self.notes]
         return {
             "score": round(self.score, 4),
             "max_score": self.max_score,
@@ -123,7 +133,7 @@ class GradeReport:
             failure = next((f"{c.name}: {c.message}" for c in checks if not c.passed), "")
             if spec.number is None:
                 failure = failure or "collected for manual grading"
-            rows.append((spec.title, f"{score:g}/{possible:g}", failure))
+            rows.append((spec.title, f"{format_points(score)}/{format_points(possible)}", failure))
         width = max(len(r[0]) for r in rows)
         out = [f"{'task'.ljust(width)}  points   first problem", "-" * (width + 40)]
         for title, pts, failure in rows:
@@ -133,7 +143,7 @@ class GradeReport:
         total_checks = self.checks(include_hidden=include_hidden)
         out.append("-" * (width + 40))
         out.append(
-            f"{'total'.ljust(width)}  {sum(c.score for c in total_checks):g}/"
-            f"{sum(c.max_score for c in total_checks):g}"
+            f"{'total'.ljust(width)}  {format_points(sum(c.score for c in total_checks))}/"
+            f"{format_points(sum(c.max_score for c in total_checks))}"
         )
         return "\n".join(out)
