@@ -74,6 +74,7 @@ from grader.results import format_points
 from grader.sandbox import OutputCapture
 from grader.settings import DEFAULT_SETTINGS, ProbeSettings
 from grader.tasks import TASK_NAMES
+from grader.terminal import printable
 from grader.warm_worker import ZYGOTE_CAPABILITIES, WarmWorker, WorkerError
 
 DEFAULT_TIMEOUT = 300.0
@@ -1105,7 +1106,13 @@ def grade_batch(
     from grader.weights import WeightsError, resolve_weights
 
     begin = time.monotonic()
-    emit = say or (lambda message: None if quiet else print(message, file=sys.stderr))
+    shown = say or (lambda message: None if quiet else print(message, file=sys.stderr))
+
+    def emit(message: str) -> None:
+        # Names, problems and messages come from submissions: no control characters reach
+        # the terminal (or a caller's log).
+        shown(printable(message))
+
     task_list = parse_tasks(tasks)
     if jobs < 1:
         raise UsageError("-j/--jobs must be at least 1")
@@ -1245,7 +1252,7 @@ def _run_pool(batch: Batch, todo, jobs: int, graded: list[str],
                 line = f"{sub.name}: NOT GRADED (grader error {type(exc).__name__}: {exc})"
             bar.update(1)
             if not quiet:
-                bar.write(line, file=sys.stderr) if not bar.disable else emit(line)
+                bar.write(printable(line), file=sys.stderr) if not bar.disable else emit(line)
     except KeyboardInterrupt:
         interrupted = True
         batch.stop.set()
