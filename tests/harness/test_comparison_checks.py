@@ -114,11 +114,14 @@ WRONG = {
         {"figure": "'GuidedBackprop', 'Deconvolution', 'GradCAM'"},
         {"figure": 2 / 5},
     ),
-    "figure_panels_swapped": (
-        # Right titles over other algorithms' maps: titles are hints, content is graded.
-        _plot_then("    names = [ax.get_title() for ax in fig.axes]\n"
-                   "    for ax, title in zip(fig.axes[1:], names[2:] + names[1:2]):\n"
-                   "        ax.set_title(title)\n    return fig\n"),
+    "figure_panels_redrawn_with_noise": (
+        # Right titles over images of no map: titles are hints, content is graded.
+        _plot_then("    import numpy as np\n"
+                   "    noise = np.random.default_rng(0)\n"
+                   "    for ax in fig.axes[1:]:\n"
+                   "        for image in ax.images:\n"
+                   "            image.set_data(noise.random(image.get_array().shape))\n"
+                   "    return fig\n"),
         {"figure": "do not show the map given under that name"},
         {"figure": 0.0},
     ),
