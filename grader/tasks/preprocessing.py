@@ -2,17 +2,28 @@
 
 Probe
     Records the module-level ``transform`` as plain data: its exact type and, for
-    an exact ``transforms.Compose``, every step's exact type and parameters
-    (Resize size / interpolation / max_size / antialias, CenterCrop size, Normalize
-    mean / std). Then calls ``preprocess_image(path)`` once per photo fixture (4
-    photos), storing each returned tensor. A hidden check's own probing (a
-    function of its own, cut from the students' copy by ``lab3 release``) adds
-    further inputs.
+    an exact ``transforms.Compose`` (v1 or v2), every step's exact type and
+    parameters (Resize size / interpolation / max_size / antialias, CenterCrop size,
+    Normalize mean / std, ToDtype / ConvertImageDtype dtype and scale). Then calls
+    ``preprocess_image`` once per photo input of the variant (:func:`photo_inputs`:
+    a crop and a rescale of each of the 4 photo fixtures, drawn from the variant's
+    stream, given as a PNG path, a ``PIL.Image`` or a numpy array), storing each
+    returned tensor. A hidden check's own probing (a function of its own, cut from
+    the students' copy by ``lab3 release``) adds the edge fixtures and a numpy array
+    of a photo the variant chooses.
+
+Parameters probed, and why each value separates right from wrong
+    - ``transform``: its recorded steps, against the handout's four; a transforms.v2
+      pipeline with ``ToImage, ToDtype(float32, scale=True)`` for ``ToTensor`` is the
+      same computation and earns the same points;
+    - ``img`` (``preprocess_image``): non-square crops (at least 5:4), rescaled, of
+      every photo, in every input kind, new in each variant: outputs looked up from
+      published records answer other inputs; the edge images keep the odd modes.
 
 Why these probes catch the mistakes (tests/harness/test_preprocessing_checks.py):
-    - a wrong Normalize std / mean, a missing CenterCrop, a wrong order or
-      interpolation show in the recorded structure (named in the message) and in
-      every output (the photos are not square, so a missing crop changes the shape
+    - a wrong Normalize std / mean, a missing CenterCrop or Normalize, a wrong order
+      or interpolation show in the recorded structure (named in the message) and in
+      every output (the inputs are not square, so a missing crop changes the shape
       and a wrong std moves every value far beyond rtol = atol = 1e-5).
 
 The Resize rule (fair to both readings of the handout)
@@ -24,7 +35,8 @@ The Resize rule (fair to both readings of the handout)
     exactly ``(256, 256)`` is compared with what that pipeline must produce: the
     check computes it itself, in the grader's process, with torchvision and the
     handout's constants (never with the student's objects) from the trusted fixture
-    file (the numpy input is rebuilt from its photo the way the probe built it).
+    file (a photo input rebuilt from the descriptor the reference's record holds, the
+    numpy input from its photo, the way the probe built them).
     The check first proves its own image loading reproduces the reference's
     recorded ``Resize(256)`` output for that image; an image where it does not is
     left out of the squash comparison (and named), so the grader's loader can never
@@ -45,6 +57,7 @@ from grader.checking import CheckContext, CheckFailed, Outcome, close, partial, 
 from grader.inputs import IMAGENET_MEAN, IMAGENET_STD, IMAGES_DIR, image_paths
 from grader.probing import ProbeContext, call, new_record, put_tensor
 from grader.records import Record, plain, type_name
+from grader.settings import ProbeSettings
 
 POINTER = "Task 2: preprocess_image in preprocessing.py"
 OUTPUT_SHAPE = (1, 3, 224, 224)
@@ -52,10 +65,17 @@ RTOL = ATOL = 1e-5
 ARRAY_PREFIX = "array:"
 T = "torchvision.transforms.transforms."
 COMPOSE = T + "Compose"
-EXPECTED_STEPS = (T + "Resize", T + "CenterCrop", T + "ToTensor", T + "Normalize")
+V2_COMPOSE = "torchvision.transforms.v2._container.Compose"
+COMPOSES = (COMPOSE, V2_COMPOSE)
+# The handout's four steps by kind; ToTensor may be written as two transforms.v2 (or v1)
+# steps that compute the same: uint8 image -> float32 in [0, 1].
+EXPECTED_KINDS = ("Resize", "CenterCrop", "ToTensor", "Normalize")
+TO_TENSOR_PAIRS = {("ToImage", "ToDtype"), ("PILToTensor", "ConvertImageDtype"),
+                   ("PILToTensor", "ToDtype"), ("ToImage", "ConvertImageDtype")}
 KEEP_SIZES = (256, [256])  # Resize(256): shorter side to 256
 SQUASH_SIZE = [256, 256]  # Resize((256, 256)): both sides to 256
 MAX_STEPS = 50
+INPUT_KINDS = ("path", "pil", "array", "path")
 
 
 # --------------------------------------------------------------------------- probe
@@ -66,27 +86,85 @@ def probe(ctx: ProbeContext) -> Record:
     record = new_record("preprocessing")
     record.data["transform"] = _transform_info(getattr(mod, "transform", None))
 
-    photos = image_paths("photo")
-    record.data["photos"] = [p.name for p in photos]
-    for i, path in enumerate(photos):
-        out = call(record, f"photo_{i}", mod.preprocess_image, str(path))
+    inputs = photo_inputs(ctx.settings)
+    record.data["photo_inputs"] = inputs
+    record.data["photos"] = [input_name(d) for d in inputs]
+    for i, desc in enumerate(inputs):
+        out = call(record, f"photo_{i}", mod.preprocess_image, _as_given(desc, ctx.scratch, i))
         put_tensor(record, f"photo_{i}", out)
 
-    probe_output_edge_cases(record, mod, photos)
+    probe_output_edge_cases(record, mod, ctx.settings)
     return record
 
 
-def probe_output_edge_cases(record: Record, mod: Any, photos: list[Path]) -> None:
+def photo_inputs(settings: ProbeSettings) -> list[dict[str, Any]]:
+    """The variant's photo inputs: per photo fixture, a crop and a rescale of it drawn from
+    the variant's stream, handed to ``preprocess_image`` as a PNG path, a ``PIL.Image`` or a
+    numpy array.
+
+    Each crop keeps 70-100% of each side, at least 5:4 or 4:5 (non-square: a missing
+    CenterCrop changes the shape, and the two readings of "256x256" differ), and is
+    rescaled by 0.6-1.3, so
+    the pixels ``transform`` sees are new in every variant: no published output answers them.
+    """
+    rng = settings.rng("preprocessing")
+    kinds = list(INPUT_KINDS)
+    rng.shuffle(kinds)
+    inputs = []
+    for i, photo in enumerate(image_paths("photo")):
+        left, top = rng.uniform(0.0, 0.15), rng.uniform(0.0, 0.15)
+        right, bottom = 1 - rng.uniform(0.0, 0.15), 1 - rng.uniform(0.0, 0.15)
+        with Image.open(photo) as img:
+            width, height = img.size
+        if 0.85 < (right - left) * width / ((bottom - top) * height) < 1.2:
+            bottom = top + (right - left) * width / height / 1.25  # at least 5:4 wide
+        inputs.append({"photo": photo.name, "box": [round(v, 3) for v in (left, top, right,
+                                                                           bottom)],
+                       "scale": round(rng.uniform(0.6, 1.3), 3),
+                       "kind": kinds[i % len(kinds)]})
+    return inputs
+
+
+def input_name(desc: dict[str, Any]) -> str:
+    box = ",".join(f"{v:g}" for v in desc["box"])
+    return f"{desc['photo']}[{box}]x{desc['scale']:g} as {desc['kind']}"
+
+
+def build_input(desc: dict[str, Any]) -> Image.Image:
+    """The RGB image an input descriptor stands for (the probe's and the checks' own code)."""
+    with Image.open(IMAGES_DIR / desc["photo"]) as img:
+        rgb = img.convert("RGB")
+    width, height = rgb.size
+    left, top, right, bottom = desc["box"]
+    crop = rgb.crop((round(left * width), round(top * height), round(right * width),
+                     round(bottom * height)))
+    size = (max(1, round(crop.width * desc["scale"])), max(1, round(crop.height * desc["scale"])))
+    return crop.resize(size, Image.Resampling.BICUBIC)
+
+
+def _as_given(desc: dict[str, Any], scratch: Path, i: int) -> Any:
+    image = build_input(desc)
+    if desc["kind"] == "path":
+        path = scratch / f"preprocessing_input_{i}.png"
+        image.save(path)
+        return str(path)
+    if desc["kind"] == "array":
+        return np.asarray(image).copy()
+    return image
+
+
+def probe_output_edge_cases(record: Record, mod: Any, settings: ProbeSettings) -> None:
     """The hidden check's inputs: ``preprocess_image`` once per edge fixture
     (grayscale, RGBA, palette, 16-bit, tiny, large, EXIF-rotated, CMYK, ...) and once
-    with a numpy ``(H, W, 3)`` uint8 array made from the first photo.
+    with a numpy ``(H, W, 3)`` uint8 array made from a photo the variant chooses.
 
     They catch loaders that drop alpha onto black, clip 16-bit images or ignore EXIF
     orientation. ``lab3 release`` cuts this function and its call out of the
     students' copy (``probe_<hidden check name>``, see grader/release.py).
     """
+    photo = settings.rng("preprocessing-edges").choice(image_paths("photo"))
     edges: list[tuple[str, Any]] = [(p.name, str(p)) for p in image_paths("edge")]
-    edges.append((ARRAY_PREFIX + photos[0].name, _array_input(photos[0])))
+    edges.append((ARRAY_PREFIX + photo.name, _array_input(photo)))
     record.data["edges"] = [name for name, _ in edges]
     for i, (_, source) in enumerate(edges):
         out = call(record, f"edge_{i}", mod.preprocess_image, source)
@@ -109,7 +187,7 @@ def _transform_info(transform: Any) -> dict[str, Any]:
 
 def _describe_transform(transform: Any) -> dict[str, Any]:
     info: dict[str, Any] = {"type": type_name(transform)}
-    if type_name(transform) != COMPOSE or not _is_torchvision(transform):
+    if type_name(transform) not in COMPOSES or not _is_torchvision(transform):
         return info
     steps = transform.__dict__.get("transforms")
     if type(steps) not in (list, tuple):
@@ -145,6 +223,11 @@ def _step_info(step: Any) -> dict[str, Any]:
     elif name == "Normalize":
         info["mean"] = _numbers(attrs.get("mean"))
         info["std"] = _numbers(attrs.get("std"))
+    elif name in ("ToDtype", "ConvertImageDtype"):
+        dtype = attrs.get("dtype")
+        info["dtype"] = str(dtype).removeprefix("torch.") if type(dtype) is torch.dtype else \
+            type_name(dtype)
+        info["scale"] = plain(attrs.get("scale", True)) if name == "ToDtype" else True
     return info
 
 
@@ -169,6 +252,8 @@ def _interpolation(value: Any) -> Any:
 
 
 def _steps(record: Record, who: str) -> list[dict[str, Any]]:
+    """The recorded steps of ``record``'s transform, each with its ``kind`` (see
+    :func:`_canonical`)."""
     info = record.data.get("transform")
     if not isinstance(info, dict):
         raise CheckFailed(f"Task 2: nothing was recorded about {who}'s transform")
@@ -176,14 +261,42 @@ def _steps(record: Record, who: str) -> list[dict[str, Any]]:
     if got == "builtins.NoneType":
         raise CheckFailed("Task 2: transform in preprocessing.py: not implemented yet "
                           "(it is None; define transforms.Compose([...]))")
-    if got != COMPOSE:
+    if got not in COMPOSES:
         raise CheckFailed(f"Task 2: transform is {got}; make it torchvision.transforms.Compose"
                           "([Resize, CenterCrop, ToTensor, Normalize])")
     steps = info.get("steps")
     if not isinstance(steps, list):
         raise CheckFailed(f"Task 2: transform's steps are unreadable "
                           f"({info.get('steps_error', 'not recorded')})")
-    return [s if isinstance(s, dict) else {} for s in steps]
+    return _canonical([s if isinstance(s, dict) else {} for s in steps])
+
+
+def _kind(step: dict[str, Any]) -> str:
+    """``"Resize"`` for torchvision's v1 or v2 Resize, ...; the full type otherwise."""
+    path = str(step.get("type", ""))
+    if path.startswith(T) or path.startswith("torchvision.transforms.v2."):
+        return _short(path)
+    return path
+
+
+def _canonical(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Steps with a ``kind`` each; a ToImage / PILToTensor followed by a ToDtype /
+    ConvertImageDtype to float32 with scaling becomes one ``ToTensor`` step (what the
+    handout's ToTensor computes, written with transforms.v2)."""
+    out: list[dict[str, Any]] = []
+    i = 0
+    while i < len(steps):
+        step, kind = steps[i], _kind(steps[i])
+        if i + 1 < len(steps) and (kind, _kind(steps[i + 1])) in TO_TENSOR_PAIRS:
+            then = steps[i + 1]
+            if then.get("dtype") == "float32" and then.get("scale") is True:
+                out.append({"type": "ToTensor (v2: ToImage, ToDtype(float32, scale=True))",
+                            "kind": "ToTensor", "v2": True})
+                i += 2
+                continue
+        out.append({**step, "kind": kind, "v2": ".v2." in str(step.get("type", ""))})
+        i += 1
+    return out
 
 
 def resize_variant(record: Record) -> str | None:
@@ -192,7 +305,7 @@ def resize_variant(record: Record) -> str | None:
         steps = _steps(record, "the")
     except CheckFailed:
         return None
-    sizes = [s.get("size") for s in steps if s.get("type") == EXPECTED_STEPS[0]]
+    sizes = [s.get("size") for s in steps if s.get("kind") == "Resize"]
     if len(sizes) != 1:
         return None
     if sizes[0] in KEEP_SIZES:
@@ -214,7 +327,7 @@ def _close_list(a: Any, b: Any, tol: float = 1e-6) -> bool:
 
 def _step_problem(step: dict[str, Any], ref: dict[str, Any]) -> str | None:
     """What is wrong with one step whose type is right; None when its parameters are right."""
-    kind = _short(ref.get("type", ""))
+    kind = ref.get("kind")
     if kind == "Resize":
         if step.get("size") not in (*KEEP_SIZES, SQUASH_SIZE):
             return f"Resize size is {step.get('size')}; use Resize(256)"
@@ -238,23 +351,23 @@ def _step_problem(step: dict[str, Any], ref: dict[str, Any]) -> str | None:
 def check_pipeline_structure(student: Record, reference: Record, ctx: CheckContext) -> Outcome:
     expected = _steps(reference, "the reference")
     steps = _steps(student, "your")
-    types = [s.get("type") for s in steps]
+    kinds = [s.get("kind") for s in steps]
     problems: list[str] = []
     correct = 0
     for ref in expected:
-        kind = _short(ref.get("type", ""))
-        if ref.get("type") not in types:
+        kind = ref.get("kind")
+        if kind not in kinds:
             problems.append(f"{kind} is missing")
             continue
-        problem = _step_problem(steps[types.index(ref.get("type"))], ref)
+        problem = _step_problem(steps[kinds.index(kind)], ref)
         if problem:
             problems.append(problem)
         else:
             correct += 1
-    expected_types = [r.get("type") for r in expected]
-    if types != expected_types:
-        got = ", ".join(_short(t) for t in types) or "nothing"
-        want = ", ".join(_short(t) for t in expected_types)
+    expected_kinds = [r.get("kind") for r in expected]
+    if kinds != expected_kinds:
+        got = ", ".join(_short(str(t)) for t in kinds) or "nothing"
+        want = ", ".join(str(k) for k in expected_kinds)
         problems.append(f"the steps are [{got}]; use exactly [{want}] in this order")
         correct = max(correct - 1, 0)
     variant = resize_variant(student)
@@ -263,6 +376,9 @@ def check_pipeline_structure(student: Record, reference: Record, ctx: CheckConte
         "squash": "Resize((256, 256)): squashes non-square images to 256x256 (accepted: the "
                   "handout admits it; Resize(256) keeps the aspect ratio)",
     }.get(variant or "")
+    if any(s.get("v2") for s in steps):
+        note = "; ".join(filter(None, [note, "transforms.v2 steps, equivalent to the "
+                                              "handout's (accepted)"]))
     if not problems:
         return passed(f"Resize, CenterCrop(224), ToTensor, Normalize(ImageNet mean/std); {note}")
     message = "; ".join(problems)
@@ -286,7 +402,7 @@ def _outputs(student: Record, reference: Record, key: str, prefix: str,
         if not ref_call.get("ok") or expected is None:
             continue  # the reference itself could not preprocess this image
         if squash:
-            expected = _squash_expected(name, kind, expected)
+            expected = _squash_expected(_reference_image(reference, kind, i, name), expected)
             if expected is None:
                 skipped.append(name)
                 continue
@@ -361,20 +477,31 @@ def check_output_edge_cases(student: Record, reference: Record, ctx: CheckContex
 # ------------------------------------------------ the squash variant, computed by the grader
 
 
-def _squash_expected(name: str, kind: str, reference_output: torch.Tensor
+def _squash_expected(image: Image.Image | None, reference_output: torch.Tensor
                      ) -> torch.Tensor | None:
-    """Resize((256, 256)) output for fixture ``name``, or None when it cannot be trusted.
+    """Resize((256, 256)) output for ``image``, or None when it cannot be trusted.
 
     Trusted only when the same loading with Resize(256) reproduces the reference's
     recorded output for this image (proof that the grader loads it as the reference does).
     """
-    image = _trusted_image(name, kind)
     if image is None:
         return None
     keep = _pipeline(image, 256)
     if not close(keep, reference_output, rtol=RTOL, atol=ATOL, what="").passed:
         return None
     return _pipeline(image, (256, 256))
+
+
+def _reference_image(reference: Record, kind: str, i: int, name: str) -> Image.Image | None:
+    """Input ``i`` of ``kind`` as the grader rebuilds it: a photo input from the descriptor
+    the reference's record holds, an edge input from its fixture."""
+    if kind == "edge":
+        return _trusted_image(name, kind)
+    inputs = reference.data.get("photo_inputs")
+    try:
+        return build_input(inputs[i]).copy()
+    except Exception:  # noqa: BLE001 - a descriptor the grader cannot rebuild is not compared
+        return None
 
 
 def _pipeline(image: Image.Image, size: int | tuple[int, int]) -> torch.Tensor:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from grader.settings import DEFAULT_SETTINGS
+
 FULL = {"pipeline_structure": 4.0, "output_photos": 5.0, "output_edge_cases": 3.0}
 
 
@@ -45,7 +47,44 @@ WRONG = {
          "output_photos": "Resize((256, 256)) pipeline",
          "output_edge_cases": "Resize((256, 256)) pipeline"},
     ),
+    "wrong_mean": (
+        _compose(RESIZE, CROP, TO_TENSOR, "transforms.Normalize([0.5, 0.5, 0.5], IMAGENET_STD)"),
+        {"pipeline_structure": "mean [0.485, 0.456, 0.406]", "output_photos": "differs",
+         "output_edge_cases": "differs"},
+    ),
+    "nearest_interpolation": (
+        _compose("transforms.Resize(256, interpolation=transforms.InterpolationMode.NEAREST)",
+                 CROP, TO_TENSOR, NORMALIZE),
+        {"pipeline_structure": "interpolation", "output_photos": "differs",
+         "output_edge_cases": "differs"},
+    ),
+    "no_normalize": (
+        _compose(RESIZE, CROP, TO_TENSOR),
+        {"pipeline_structure": "Normalize is missing", "output_photos": "differs",
+         "output_edge_cases": "differs"},
+    ),
 }
+
+V2 = "from torchvision.transforms import v2\n"
+# Honest rewrites: the handout's four steps written otherwise; full marks.
+HONEST = {
+    "v2_to_image_to_dtype": V2 + (
+        "transform = v2.Compose([v2.Resize(256), v2.CenterCrop(224), v2.ToImage(), "
+        "v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])\n"),
+    "v1_pil_to_tensor_convert_dtype": _compose(
+        "transforms.Resize(256, antialias=True)", "transforms.CenterCrop((224, 224))",
+        "transforms.PILToTensor()", "transforms.ConvertImageDtype(torch.float32)",
+        "transforms.Normalize(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))"),
+    "v2_squash": V2 + (
+        "transform = v2.Compose([v2.Resize((256, 256)), v2.CenterCrop(224), v2.ToImage(), "
+        "v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])\n"),
+}
+
+
+@pytest.fixture(params=["practice", "graded"])
+def settings(request, graded_test_settings):
+    """Both the published practice variant and a graded one."""
+    return DEFAULT_SETTINGS if request.param == "practice" else graded_test_settings
 
 
 def test_reference_gets_full_points(grade_impl) -> None:
@@ -63,9 +102,10 @@ def test_template_is_not_implemented(grade_impl) -> None:
 
 
 @pytest.mark.parametrize("variant", list(WRONG), ids=list(WRONG))
-def test_wrong_pipeline_loses_its_points(grade_variant, variant: str) -> None:
+def test_wrong_pipeline_loses_its_points(grade_variant, variant: str, settings) -> None:
     source, failing = WRONG[variant]
-    graded = grade_variant({"preprocessing.py": source}, tasks=["preprocessing", "model"])
+    graded = grade_variant({"preprocessing.py": source}, tasks=["preprocessing", "model"],
+                           settings=settings)
     assert set(graded.failed("preprocessing")) == set(failing)
     for name, words in failing.items():
         assert words in graded.check("preprocessing", name).message
@@ -147,14 +187,57 @@ def test_hostile_transform_loses_structure(grade_variant, value: str) -> None:
     assert not check.passed and words in check.message, check
 
 
-def test_v2_pipeline_loses_only_structure(grade_variant) -> None:
-    """transforms.v2 is not what the handout asks for (structure), but computes the same."""
-    source = (
-        "from torchvision.transforms import v2\n"
-        "transform = v2.Compose([v2.Resize(256), v2.CenterCrop(224), v2.ToImage(), "
-        "v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])\n"
-    )
-    graded = grade_variant({"preprocessing.py": source}, tasks=["preprocessing"])
-    assert graded.failed("preprocessing") == ["pipeline_structure"]
-    assert "make it torchvision.transforms.Compose" in graded.check(
-        "preprocessing", "pipeline_structure").message
+@pytest.mark.parametrize("rewrite", list(HONEST), ids=list(HONEST))
+def test_honest_rewrite_keeps_full_marks(grade_variant, rewrite: str, settings) -> None:
+    """transforms.v2 (ToImage + ToDtype(float32, scale=True) for ToTensor) and other spellings
+    of the handout's four steps earn every point: the handout allows them (before issue 13 a
+    v2 pipeline lost the structure points)."""
+    graded = grade_variant({"preprocessing.py": HONEST[rewrite]}, tasks=["preprocessing"],
+                           settings=settings)
+    assert {c.name: c.score for c in graded.results["preprocessing"].checks} == FULL
+
+
+LOOKUP = (
+    "from grader.settings import DEFAULT_SETTINGS as _PRACTICE_SETTINGS\n"
+    "from grader.tasks.preprocessing import build_input as _build, photo_inputs as _inputs\n"
+    "_PRACTICE = [_build(d) for d in _inputs(_PRACTICE_SETTINGS)]\n"
+    "_orig_preprocess_image = preprocess_image\n"
+    "_calls = []\n"
+    "def preprocess_image(img):\n"
+    "    _calls.append(1)\n"
+    "    if len(_calls) <= len(_PRACTICE):\n"
+    "        return _orig_preprocess_image(_PRACTICE[len(_calls) - 1])\n"
+    "    return _orig_preprocess_image(img)\n"
+)
+
+
+def test_practice_answers_earn_nothing_in_the_graded_variant(grade_variant,
+                                                             graded_test_settings) -> None:
+    """A preprocess_image answering the photo probes with the practice inputs' outputs."""
+    practice = grade_variant({"preprocessing.py": LOOKUP}, tasks=["preprocessing"])
+    assert practice.check("preprocessing", "output_photos").passed
+    graded = grade_variant({"preprocessing.py": LOOKUP}, tasks=["preprocessing"],
+                           settings=graded_test_settings)
+    check = graded.check("preprocessing", "output_photos")
+    assert check.score == 0 and "differs" in check.message
+
+
+@pytest.mark.parametrize("settings_name", ["practice", "graded"])
+def test_photo_inputs_are_non_square_crops_of_every_photo_in_every_kind(
+        settings_name: str, graded_test_settings) -> None:
+    from grader.inputs import image_paths
+    from grader.tasks.preprocessing import build_input, photo_inputs
+
+    settings = DEFAULT_SETTINGS if settings_name == "practice" else graded_test_settings
+    inputs = photo_inputs(settings)
+    assert [d["photo"] for d in inputs] == [p.name for p in image_paths("photo")]
+    assert {d["kind"] for d in inputs} == {"path", "pil", "array"}
+    for desc in inputs:
+        image = build_input(desc)
+        assert image.mode == "RGB" and image.width != image.height
+
+
+def test_photo_inputs_differ_between_variants(graded_test_settings) -> None:
+    from grader.tasks.preprocessing import photo_inputs
+
+    assert photo_inputs(DEFAULT_SETTINGS) != photo_inputs(graded_test_settings)
