@@ -4,16 +4,32 @@
 another implementation in this process (fast and friendly, not isolated: for
 isolation use ``lab3 grade``). The grading logic lives in :class:`LabSession`,
 kept in ``config.stash``.
+
+How it is loaded: by the ``pytest11`` entry point (``pyproject.toml``) wherever the
+lab is installed, before pytest reads its command line, so ``--impl PATH`` is an
+option in any directory; else by the root ``conftest.py`` (``pytest_plugins``), which
+pytest skips when the entry point, registered under the same name, already loaded it.
+
+``--impl`` without test paths runs the lab's checks (``tests/lab`` next to this
+package) from any directory, with the lab's own pytest settings
+(``[tool.pytest.ini_options]`` of its ``pyproject.toml``) where pytest found
+another configuration file or none: see :func:`pytest_load_initial_conftests`.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
+import re
+import shlex
 import shutil
 import tempfile
+import tomllib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,6 +40,7 @@ from grader.weights import ResolvedWeights, activate, parse_weights_spec, resolv
 
 _REPO = Path(__file__).resolve().parent.parent
 _LAB_TESTS = _REPO / "tests" / "lab"
+_LAB_CONFIG = _REPO / "pyproject.toml"
 DEFAULT_IMPL = "reference"
 
 
@@ -35,9 +52,97 @@ def default_impl() -> str:
     return DEFAULT_IMPL if importlib.util.find_spec(DEFAULT_IMPL) else "student_template"
 
 
+def lab_ini() -> dict[str, Any]:
+    """The lab's pytest settings: ``[tool.pytest.ini_options]`` (or pytest 9's native
+    ``[tool.pytest]``) of the ``pyproject.toml`` next to this package; empty without one."""
+    try:
+        tool = tomllib.loads(_LAB_CONFIG.read_text(encoding="utf-8")).get("tool", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}
+    table = tool.get("pytest", {})
+    return table.get("ini_options", table)
+
+
+def _ini_lines(value: str | list[str] | None, *, split: bool = False) -> list[str]:
+    """A TOML ini value as a list: ``addopts`` split like a shell line, others one per line."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return shlex.split(value) if split else [v for v in value.splitlines() if v.strip()]
+    return [part for v in value for part in (shlex.split(v) if split else [v])]
+
+
+def _is_lab_config(path: Path | None) -> bool:
+    return path is not None and path.resolve() == _LAB_CONFIG.resolve()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(
+    early_config: pytest.Config, parser: pytest.Parser, args: list[str]
+) -> None:
+    """``--impl`` anywhere: the lab's tests and settings, before pytest decides its test paths.
+
+    Called only when the entry point (or ``-p grader.pytest_plugin``) loaded this plugin;
+    the ``conftest.py`` fallback gets the same test paths in :func:`pytest_configure`.
+
+    - Where pytest read another configuration file (or none: a student's own folder), the
+      lab's ``addopts`` go first on the command line (``--import-mode=importlib``,
+      ``-m "not slow"``, ...), so the user's own options still win.
+    - Without test paths, the lab's tests are the test path, and pytest loads their
+      ``conftest.py`` files as initial conftests (one found later while collecting could
+      not hold ``pytest_plugins``).
+    """
+    known = early_config.known_args_namespace
+    if getattr(known, "lab3_impl", None) is None:
+        return
+    if not _is_lab_config(early_config.inipath):
+        args[:] = [*_ini_lines(lab_ini().get("addopts"), split=True), *args]
+    if not known.file_or_dir:
+        args.append(str(lab_tests()))
+    # Parsed again, as pytest does after loading plugins, so that its own initial-conftest
+    # hook (trylast) sees the test path and the import mode; it had filled in confcutdir.
+    reparsed = parser.parse_known_args(args, namespace=copy.copy(early_config.option))
+    if reparsed.confcutdir is None:
+        reparsed.confcutdir = known.confcutdir
+    early_config.known_args_namespace = reparsed
+
+
+def lab_tests() -> Path:
+    """The lab's tests (``tests/lab`` next to this package), or a usage error saying where
+    the lab is expected."""
+    if not _LAB_TESTS.is_dir():
+        raise pytest.UsageError(
+            f"--impl: the lab's tests are not in {_LAB_TESTS} (this grader was imported from "
+            f"{_REPO}); install the lab from its folder with `pip install -e .`, or pass the "
+            "test paths (e.g. path/to/lab3/tests/lab)"
+        )
+    return _LAB_TESTS
+
+
+def _marker_name(line: str) -> str:
+    return re.split(r"[:(]", line, maxsplit=1)[0].strip()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # No window may open under test: a student's plt.show() would block the run.
     os.environ.setdefault("MPLBACKEND", "Agg")
+    # The lab's markers, where pytest read another configuration file: this plugin marks
+    # tests `harness` in any run, which --strict-markers refuses unless registered.
+    ini = lab_ini()
+    registered = {_marker_name(line) for line in config.getini("markers")}
+    for line in _ini_lines(ini.get("markers")):
+        if _marker_name(line) not in registered:
+            config.addinivalue_line("markers", line)
+    if config.getoption("lab3_impl") is None:
+        return
+    filters = config.getini("filterwarnings")
+    for line in _ini_lines(ini.get("filterwarnings")):
+        if line not in filters:
+            config.addinivalue_line("filterwarnings", line)
+    # No test paths, and the plugin loaded by conftest.py (the lab is not installed): the
+    # lab's tests, as pytest_load_initial_conftests does for the entry point.
+    if config.args_source is not pytest.Config.ArgsSource.ARGS:
+        config.args[:] = [str(lab_tests())]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -226,17 +331,44 @@ def _is_lab_test(item: pytest.Item) -> bool:
     return Path(str(item.path)).resolve().is_relative_to(_LAB_TESTS)
 
 
+def _check_task(item: pytest.Item) -> str | None:
+    """The task of a lab check (its ``check`` parameter, see :func:`task_tests`), else None."""
+    callspec = getattr(item, "callspec", None)
+    check = callspec.params.get("check") if callspec is not None else None
+    return check.task if isinstance(check, CheckSpec) else None
+
+
+def keyword_tasks(expression: str) -> set[str] | None:
+    """The tasks a ``-k`` expression names when it is only task modules joined by ``or``
+    (``model``, ``"model or graph"``), else None (an ordinary keyword expression)."""
+    from grader.points import TASKS
+
+    names = re.split(r"\s+or\s+", expression.strip())
+    modules = {t.module for t in TASKS}
+    return set(names) if all(name in modules for name in names) else None
+
+
+def _deselect(config: pytest.Config, items: list[pytest.Item],
+              drop: Callable[[pytest.Item], bool]) -> None:
+    deselected = [i for i in items if drop(i)]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [i for i in items if not drop(i)]
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's -m and -k, which see the harness marker
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if not _is_lab_test(item):
             item.add_marker(pytest.mark.harness)
-    if config.getoption("lab3_impl") is None:
-        return
-    # With --impl the run is about that implementation: the harness's own tests are noise.
-    deselected = [i for i in items if not _is_lab_test(i)]
-    if deselected:
-        config.hook.pytest_deselected(items=deselected)
-        items[:] = [i for i in items if _is_lab_test(i)]
+    # -k TASK is that task's checks only: as a substring `-k model` would also select
+    # Task 5's model_untouched. Other tests still follow pytest's own -k.
+    tasks = keyword_tasks(config.getoption("keyword") or "")
+    if tasks is not None:
+        _deselect(config, items, lambda i: _check_task(i) not in (*tasks, None))
+    if config.getoption("lab3_impl") is not None:
+        # With --impl the run is about that implementation: the harness's own tests are noise.
+        _deselect(config, items, lambda i: not _is_lab_test(i))
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
