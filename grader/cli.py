@@ -2,8 +2,10 @@
 
 Thin on purpose: argparse turns the command line into keyword arguments of
 :func:`grader.batch.grade_batch` and :func:`grader.gradescope.build_autograder_zip`,
-whose keyword defaults are the options' defaults (read from ``__kwdefaults__``,
-so the two never disagree).
+whose keyword defaults are the options' defaults (so the two never disagree):
+``build_autograder_zip.__kwdefaults__``, and ``grade_batch``'s read from
+``grader/batch.py``'s source by :func:`grade_defaults`, because importing
+``grader.batch`` imports torch (seconds) and ``lab3 ... --help`` imports nothing heavy.
 
 Commands::
 
@@ -23,11 +25,53 @@ unusable), 130 interrupted (finished submissions are kept; rerun to resume).
 from __future__ import annotations
 
 import argparse
+import ast
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from grader.weights import parse_weights_spec
+from grader.results import format_points
+
+BATCH_SOURCE = Path(__file__).resolve().with_name("batch.py")
+
+
+def parse_weights_spec(value: str) -> str:
+    """argparse type of ``--weights`` (:func:`grader.weights.parse_weights_spec`, imported
+    when an option is parsed: it imports torch)."""
+    from grader.weights import parse_weights_spec as parse
+
+    return parse(value)
+
+
+def grade_defaults() -> dict[str, Any]:
+    """``grade_batch``'s keyword defaults, as ``grade_batch.__kwdefaults__`` holds them.
+
+    Read from ``grader/batch.py`` with :mod:`ast` (literals, or module-level constants
+    holding one) so that ``lab3 grade --help`` does not import torch; a default that is
+    neither makes this import ``grader.batch`` instead (correct, only slower).
+    """
+    tree = ast.parse(BATCH_SOURCE.read_text(encoding="utf-8"))
+    constants: dict[str, Any] = {}
+    for node in tree.body:
+        target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 \
+            else getattr(node, "target", None)
+        if isinstance(target, ast.Name) and getattr(node, "value", None) is not None:
+            try:
+                constants[target.id] = ast.literal_eval(node.value)
+            except ValueError:
+                pass
+    try:
+        (function,) = [n for n in tree.body
+                       if isinstance(n, ast.FunctionDef) and n.name == "grade_batch"]
+        return {arg.arg: constants[default.id] if isinstance(default, ast.Name)
+                else ast.literal_eval(default)
+                for arg, default in zip(function.args.kwonlyargs, function.args.kw_defaults,
+                                        strict=True) if default is not None}
+    except (ValueError, KeyError):
+        from grader.batch import grade_batch
+
+        return dict(grade_batch.__kwdefaults__)
 
 
 def parse_jobs(value: str) -> int:
@@ -86,10 +130,9 @@ def parse_task_list(value: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from grader.batch import grade_batch
     from grader.gradescope import build_autograder_zip
 
-    defaults = grade_batch.__kwdefaults__
+    defaults = grade_defaults()
     parser = argparse.ArgumentParser(
         prog="lab3", description="Laboratory 3 grading tools for instructors.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -187,7 +230,11 @@ def build_parser() -> argparse.ArgumentParser:
                           "(default: auto)")
     notebook.set_defaults(handler=_notebook)
 
-    points = commands.add_parser("points", help="print the points table as markdown")
+    points = commands.add_parser(
+        "points", help="print the points table as markdown",
+        description="Print the points table of grader/points.py as a markdown table: each "
+                    "task's checks, their points and what each checks (the README's table "
+                    "is this output).")
     points.set_defaults(handler=_points)
     return parser
 
@@ -279,11 +326,12 @@ def points_markdown() -> str:
     for task in TASKS:
         checks = [c for c in CHECKS if c.task == task.module]
         subtotal = sum(c.points for c in checks)
-        lines.append(f"| **{task.title}** (`{task.module}`) | | **{subtotal:g}** | |")
+        lines.append(f"| **{task.title}** (`{task.module}`) | | **{format_points(subtotal)}** | |")
         for check in checks:
             hidden = " *(hidden: runs only in `lab3 grade`)*" if check.hidden else ""
-            lines.append(f"| | `{check.name}` | {check.points:g} | {check.description}{hidden} |")
-    lines.append(f"| **Total** | | **{TOTAL_POINTS:g}** | |")
+            lines.append(f"| | `{check.name}` | {format_points(check.points)} | "
+                         f"{check.description}{hidden} |")
+    lines.append(f"| **Total** | | **{format_points(TOTAL_POINTS)}** | |")
     return "\n".join(lines)
 
 

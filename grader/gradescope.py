@@ -9,7 +9,8 @@ What the zip holds: the grader (``grader/``, ``fixtures/``, ``student_template/`
 ``pyproject.toml``, ``constraints.txt``) and the reference's records for the
 chosen weights, shipped as plain data in ``grader/reference_records/<weights>/``
 (:func:`grader.reference_records.save_shipped`). The reference solution's code is
-not included: the records are all the checks need. ``setup.sh`` installs the
+not included: the records are all the checks need. ``setup.sh`` stops with a
+message when the image has no Python as new as ``requires-python``, else installs the
 project (CPU torch wheels, the exact versions of ``constraints.txt``, so the
 shipped records stay valid) and prepares the weights; ``run_autograder`` runs
 ``lab3 grade /autograder/submission`` and copies its results.json, or writes a
@@ -19,12 +20,17 @@ shipped records stay valid) and prepares the weights; ``run_autograder`` runs
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
+import tomllib
 import zipfile
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# setup.sh looks for python3, then python3.<MAX_PYTHON_MINOR> down to the oldest minor
+# pyproject.toml's requires-python allows (:func:`min_python`).
+MAX_PYTHON_MINOR = 14
 SOURCE_ITEMS = ("grader", "fixtures", "student_template", "pyproject.toml", "constraints.txt",
                 "README.md")
 _SKIP = ("__pycache__", "*.pyc", ".pytest_cache", ".ruff_cache", "submissions")
@@ -35,7 +41,24 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq python3 python3-venv python3-pip graphviz bubblewrap >/dev/null
-python3 -m venv /autograder/venv
+# lab3 needs Python {min_python} or newer (pyproject.toml requires-python): the image's python3,
+# else a newer python3.X it already has.
+PYTHON=""
+for candidate in python3 {newer_pythons}; do
+    if command -v "$candidate" >/dev/null 2>&1 && \\
+            "$candidate" -c 'import sys; sys.exit(sys.version_info < ({min_tuple}))' 2>/dev/null; then
+        PYTHON="$candidate"
+        break
+    fi
+done
+if [ -z "$PYTHON" ]; then
+    found=$(python3 --version 2>/dev/null || echo "no python3")
+    echo "lab3 needs Python {min_python} or newer; this image has $found." >&2
+    echo "Choose a newer base image in the autograder settings (Ubuntu 24.04 has Python 3.12)," >&2
+    echo "or install python{min_python} and python{min_python}-venv in setup.sh before this check." >&2
+    exit 1
+fi
+"$PYTHON" -m venv /autograder/venv
 /autograder/venv/bin/pip install -q --upgrade pip
 # CPU wheels of torch, exact versions from constraints.txt (the shipped records need them).
 /autograder/venv/bin/pip install -q \\
@@ -74,6 +97,35 @@ WEIGHTS_STEPS = {
                   "ResNet34_Weights; resnet34(weights=ResNet34_Weights.IMAGENET1K_V1)\"",
     "checkpoint": "# The course's checkpoint ships in the zip (weights/).\ntrue",
 }
+
+
+def min_python() -> tuple[int, int]:
+    """The oldest Python the project supports: ``requires-python = ">=3.X"`` of pyproject.toml
+    (the Makefile refuses older ones the same way).
+
+    Raises:
+        ValueError: requires-python is missing or not of the form ``>=3.X``.
+    """
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    spec = project.get("project", {}).get("requires-python", "")
+    match = re.fullmatch(r"\s*>=\s*3\.(\d+)\s*", spec)
+    if not match:
+        raise ValueError(f"pyproject.toml: requires-python {spec!r}; setup.sh understands only "
+                         "'>=3.X' (write the oldest supported Python that way)")
+    return 3, int(match.group(1))
+
+
+def setup_script(weights_kind: str) -> str:
+    """``setup.sh`` for weights of ``weights_kind`` (a key of :data:`WEIGHTS_STEPS`): it stops
+    with a message saying what to change when the image has no Python :func:`min_python`."""
+    major, minor = min_python()
+    newer = " ".join(f"python3.{m}" for m in range(MAX_PYTHON_MINOR, minor - 1, -1))
+    values = {"{weights_step}": WEIGHTS_STEPS[weights_kind], "{newer_pythons}": newer,
+              "{min_python}": f"{major}.{minor}", "{min_tuple}": f"{major}, {minor}"}
+    script = SETUP_SH
+    for key, value in values.items():
+        script = script.replace(key, value)
+    return script
 
 
 def build_autograder_zip(
@@ -122,7 +174,7 @@ def build_autograder_zip(
             shutil.copy2(resolved.path, source / "weights" / resolved.path.name)
             weights_arg = f"/autograder/source/weights/{resolved.path.name}"
         files = {
-            "setup.sh": SETUP_SH.replace("{weights_step}", WEIGHTS_STEPS[resolved.kind]),
+            "setup.sh": setup_script(resolved.kind),
             "run_autograder": RUN_AUTOGRADER.format(weights=weights_arg, timeout=timeout),
         }
         partial = target.with_name(f".{target.name}.tmp")

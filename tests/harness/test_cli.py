@@ -7,8 +7,10 @@ of reference records, so the file costs about a second.
 
 from __future__ import annotations
 
+import json
 import stat
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -53,6 +55,39 @@ def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     for option in ("--out", "--jobs", "--timeout", "--task-timeout", "--memory", "--sandbox",
                    "--weights", "--force"):
         assert option in text
+
+
+# Every command's --help, in a fresh interpreter that reports whether torch got imported.
+HELP_IMPORTS = """
+import json, sys
+from grader.cli import main
+code = main(sys.argv[1:])
+print(json.dumps({"code": code, "torch": "torch" in sys.modules}))
+"""
+COMMANDS = ["grade", "gradescope", "release", "notebook", "points"]
+
+
+@pytest.mark.parametrize("argv", [["--help"], *([c, "--help"] for c in COMMANDS)],
+                         ids=["lab3", *COMMANDS])
+def test_help_does_not_import_torch(argv: list[str]) -> None:
+    """--help answers at once: importing torch alone takes seconds."""
+    run = subprocess.run([sys.executable, "-c", HELP_IMPORTS, *argv], capture_output=True,
+                         text=True, check=True, timeout=120)
+    outcome = json.loads(run.stdout.strip().splitlines()[-1])
+    assert outcome == {"code": 0, "torch": False}
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_describes_itself_in_its_help(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main([command, "--help"]) == 0
+    after_usage = capsys.readouterr().out.split("\n\n")[1]
+    assert not after_usage.startswith(("options:", "positional arguments:")), after_usage
+
+
+def test_grade_defaults_are_grade_batchs_without_importing_it() -> None:
+    assert cli.grade_defaults() == grade_batch.__kwdefaults__
 
 
 def test_option_defaults_come_from_grade_batch() -> None:
@@ -111,3 +146,49 @@ def test_gradescope_zip_has_the_scripts_and_no_reference_code(
     assert "-c /autograder/source/constraints.txt -e /autograder/source" in setup
     for script in (run, setup):
         subprocess.run(["bash", "-n"], input=script, text=True, check=True)
+
+
+def fake_command(folder: Path, name: str, script: str) -> None:
+    path = folder / name
+    path.write_text(f"#!/bin/sh\necho \"{name} $*\" >> \"$CALLS\"\n{script}\n")
+    path.chmod(0o755)
+
+
+@pytest.fixture
+def setup_sh(tmp_path: Path, fake_reference: ReferenceRecords) -> Path:
+    """The zip's setup.sh, run below with stand-ins for apt-get and Python on PATH only."""
+    target = tmp_path / "autograder.zip"
+    assert cli.main(["gradescope", str(target), "--weights", "standin"]) == 0
+    with zipfile.ZipFile(target) as archive:
+        script = tmp_path / "setup.sh"
+        script.write_bytes(archive.read("setup.sh"))
+    (tmp_path / "bin").mkdir()
+    fake_command(tmp_path / "bin", "apt-get", "exit 0")
+    return script
+
+
+def run_setup(script: Path) -> tuple[subprocess.CompletedProcess[str], str]:
+    calls = script.parent / "calls.txt"
+    calls.touch()
+    env = {"PATH": str(script.parent / "bin"), "CALLS": str(calls)}
+    run = subprocess.run(["/bin/bash", str(script)], env=env, capture_output=True, text=True,
+                         timeout=60, check=False)
+    return run, calls.read_text()
+
+
+def test_gradescope_setup_stops_on_python_older_than_311(setup_sh: Path) -> None:
+    # Ubuntu 22.04, Gradescope's usual image: python3 is 3.10 and no newer one is there.
+    fake_command(setup_sh.parent / "bin", "python3",
+                 '[ "$1" = --version ] && echo "Python 3.10.12" && exit 0\nexit 1')
+    run, calls = run_setup(setup_sh)
+    assert run.returncode == 1
+    assert "lab3 needs Python 3.11 or newer; this image has Python 3.10.12." in run.stderr
+    assert "Ubuntu 24.04" in run.stderr
+    assert "-m venv" not in calls
+
+
+def test_gradescope_setup_takes_a_newer_python_the_image_has(setup_sh: Path) -> None:
+    fake_command(setup_sh.parent / "bin", "python3", "exit 1")  # too old
+    fake_command(setup_sh.parent / "bin", "python3.12", "exit 0")
+    _, calls = run_setup(setup_sh)
+    assert "python3.12 -m venv /autograder/venv" in calls.splitlines()
