@@ -55,6 +55,9 @@ HIDDEN_RECORD_DATA: dict[str, tuple[str, str]] = {
 }
 # Shortest reference source line the audit looks for (shorter ones are too generic: `return x`).
 _MIN_SOURCE_LINE = 30
+# Modes of what the release holds (publish_modes).
+DIR_MODE = 0o755
+FILE_MODE = 0o644
 
 
 class ReleaseError(RuntimeError):
@@ -102,12 +105,27 @@ def build_release(
         problems = audit_release(tmp)
         if problems:
             raise ReleaseError("the release would leak: " + "; ".join(problems[:10]))
+        publish_modes(tmp)
         if out.exists():
             out.rmdir()
         tmp.rename(out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out, described
+
+
+def publish_modes(root: Path) -> None:
+    """Make the release under ``root`` readable by everyone, writable by its owner only.
+
+    Directories 0755, files 0644, whatever the umask (the build's temporary folder is
+    0700, files it writes follow the umask): the release is meant for the course's other
+    users, e.g. a shared course folder, and holds nothing secret (:func:`audit_release`).
+    Who can reach it is still decided by the folder it is written into. Nothing in it is
+    executed directly (``make``, ``pytest`` and ``pip`` read it), so no file is executable.
+    """
+    for path in [root, *root.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod(DIR_MODE if path.is_dir() else FILE_MODE)
 
 
 # --------------------------------------------------------------------------- records

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import sysconfig
@@ -37,7 +38,13 @@ VISIBLE_POINTS = TOTAL_POINTS - sum(c.points for c in HIDDEN)
 
 @pytest.fixture(scope="module")
 def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out, described = build_release(tmp_path_factory.mktemp("release") / "lab3")
+    """The release, built under umask 077 (an instructor's strictest) to show its own modes."""
+    folder = tmp_path_factory.mktemp("release")
+    umask = os.umask(0o077)
+    try:
+        out, described = build_release(folder / "lab3")
+    finally:
+        os.umask(umask)
     assert described and all(d.startswith("reference records: ") for d in described)
     return out
 
@@ -53,16 +60,18 @@ def student_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return env
 
 
-def run_in(folder: Path, env: dict[str, str], *args: str, timeout: float = 600
-           ) -> subprocess.CompletedProcess[str]:
-    """``python -S *args`` in ``folder`` with only it and site-packages on the path."""
+def run_in(folder: Path, env: dict[str, str], *args: str, timeout: float = 600,
+           cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -S *args`` in ``cwd`` (default: ``folder``) with only ``folder`` and
+    site-packages on the path."""
     env = dict(env, PYTHONPATH=os.pathsep.join([str(folder), env["LAB3_SITE"]]))
-    return subprocess.run([sys.executable, "-S", *args], cwd=folder, env=env, text=True,
+    return subprocess.run([sys.executable, "-S", *args], cwd=cwd or folder, env=env, text=True,
                           capture_output=True, timeout=timeout, check=False)
 
 
-def pytest_in(folder: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return run_in(folder, env, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args)
+def pytest_in(folder: Path, env: dict[str, str], *args: str, cwd: Path | None = None
+              ) -> subprocess.CompletedProcess[str]:
+    return run_in(folder, env, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args, cwd=cwd)
 
 
 def total_line(output: str) -> str:
@@ -84,6 +93,14 @@ def test_release_layout(release: Path) -> None:
     assert "--impl $(IMPL)" in makefile and "reference" not in makefile
     readme = (release / "README.md").read_text()
     assert f"**{VISIBLE_POINTS:g}** points" in readme and "{" not in readme
+
+
+def test_release_is_readable_by_everyone_writable_by_its_owner(release: Path) -> None:
+    modes = {p.relative_to(release).as_posix() or ".": stat.S_IMODE(p.stat().st_mode)
+             for p in [release, *release.rglob("*")]}
+    wrong = {name: oct(mode) for name, mode in modes.items()
+             if mode != (0o755 if (release / name).is_dir() else 0o644)}
+    assert not wrong, wrong
 
 
 def test_audit_finds_nothing_in_release(release: Path) -> None:
@@ -176,6 +193,33 @@ def test_template_scores_zero_inside(release: Path, student_env: dict[str, str])
     assert f"further checks worth {TOTAL_POINTS - VISIBLE_POINTS:g} points run" in out
     assert "not implemented yet" in out
     assert not [c for c in HIDDEN if c.name in out]
+
+
+def test_conftest_loads_the_grader_where_the_release_is_not_installed(
+    release: Path, student_env: dict[str, str]
+) -> None:
+    """No entry point (nothing pip-installed): the release's conftest.py registers the plugin."""
+    env = dict(student_env, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
+    result = pytest_in(release, env, "--impl", "student_template", "-k", "model")
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-2000:]
+    assert total_line(result.stdout) == "0/10"
+    assert "from shipped" in result.stdout
+
+
+def test_readme_command_from_another_folder(release: Path, student_env: dict[str, str],
+                                            tmp_path: Path) -> None:
+    """README: `path/to/lab3/.venv/bin/pytest --impl ../my_lab3` from any folder."""
+    readme = (release / "README.md").read_text()
+    assert "path/to/lab3/.venv/bin/pytest --impl ../my_lab3" in readme
+    shutil.copytree(release / "student_template", tmp_path / "my_lab3")
+    (tmp_path / "cwd").mkdir()
+    results = tmp_path / "results.json"
+    result = pytest_in(release, student_env, "--impl", "../my_lab3", "-k", "model",
+                       "--results", str(results), cwd=tmp_path / "cwd")
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-2000:]
+    assert total_line(result.stdout) == "0/10"
+    assert "from shipped" in result.stdout
+    assert json.loads(results.read_text())["output"].startswith("my_lab3: 0 / 10")
 
 
 @pytest.fixture(scope="module")
