@@ -1,70 +1,130 @@
-"""Task 6 checks (grader/tasks/integrated_gradients.py): wrong IG loses the right points."""
+"""Task 6 checks (grader/tasks/integrated_gradients.py): wrong IG loses the right points,
+on the practice variant and on a graded one."""
 
 from __future__ import annotations
 
 import pytest
 
+from grader.settings import DEFAULT_SETTINGS
+from grader.tasks.integrated_gradients import probe_parameters
 from tests.harness.hostile import HOSTILE_CLASSES, params
 
 # Variants call Captum as students do; its note on inputs without requires_grad is noise here.
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:captum")
 
+TASK = "integrated_gradients"
 FULL = {"output_format": 3.0, "completeness": 5.0, "agreement": 6.0, "default_baseline": 2.0}
+SECONDARY = {"output_format", "default_baseline"}
 
 
-def _wrap(body: str) -> str:
-    """Redefine integrated_gradients around the reference's (kept as ``_ig``)."""
+@pytest.fixture(params=["practice", "graded"])
+def settings(request, graded_test_settings):
+    return DEFAULT_SETTINGS if request.param == "practice" else graded_test_settings
+
+
+def _student(body: str, prelude: str = "") -> str:
+    """A whole integrated_gradients written from the Captum tutorial, ``body`` its last lines."""
     return (
-        "_ig = integrated_gradients\n\n\n"
+        "from captum.attr import IntegratedGradients, Saliency\n" + prelude + "\n\n"
         "def integrated_gradients(model, inputs, target, *, baselines=None, n_steps=50,\n"
         "                         method='gausslegendre', internal_batch_size=None):\n"
+        "    model.eval()\n"
+        "    ig = IntegratedGradients(model)\n"
         + body
     )
 
 
+TUTORIAL = _student(
+    "    attributions, delta = ig.attribute(inputs, baselines, target=target, n_steps=n_steps,\n"
+    "                                       method=method,\n"
+    "                                       internal_batch_size=internal_batch_size,\n"
+    "                                       return_convergence_delta=True)\n"
+    "    return attributions, delta\n")
+
+
+def _tutorial_with(old: str, new: str) -> str:
+    assert old in TUTORIAL, old
+    return TUTORIAL.replace(old, new)
+
+
+# Honest rewrites: numerically the same algorithm, full marks.
+HONEST = {
+    "tutorial": TUTORIAL,
+    # One integration point per forward pass: never more rows than internal_batch_size.
+    "one_step_per_pass": _tutorial_with("internal_batch_size=internal_batch_size",
+                                        "internal_batch_size=inputs.shape[0]"),
+    "float64": _student(
+        "    model = model.double()\n"
+        "    ig = IntegratedGradients(model)\n"
+        "    b = None if baselines is None else baselines.double()\n"
+        "    attr, delta = ig.attribute(inputs.double(), b, target=target, n_steps=n_steps,\n"
+        "                               method=method, internal_batch_size=internal_batch_size,\n"
+        "                               return_convergence_delta=True)\n"
+        "    return attr.float(), delta.float()\n"),
+    "explicit_zeros": _tutorial_with(
+        "    attributions, delta",
+        "    if baselines is None:\n"
+        "        baselines = torch.zeros_like(inputs)\n"
+        "    attributions, delta"),
+}
+
 # Each wrong implementation: (source appended to integrated_gradients.py,
-# {failing check: words in its message}).
+# {check that loses points: words in its message}). Checks not named keep full points.
+GATED = {"output_format": "not scored until", "default_baseline": "not scored until"}
 WRONG = {
-    "ones_baseline": (
-        _wrap("    return _ig(model, inputs, target, baselines=torch.ones_like(inputs),\n"
-              "               n_steps=n_steps)\n"),
-        {"completeness": "F(x) - F(baseline)", "agreement": "differs from the reference"},
+    "argmax_target": (
+        _tutorial_with("target=target,", "target=int(model(inputs).argmax()),"),
+        {"agreement": "target is not always the top-1", "completeness": "target class", **GATED},
     ),
-    "random_baseline": (
-        _wrap("    return _ig(model, inputs, target, baselines=torch.rand_like(inputs),\n"
-              "               n_steps=n_steps)\n"),
-        # The default call draws other noise than the zeros call, so it differs too.
-        {"completeness": "baselines you are given", "agreement": "differs",
-         "default_baseline": "all-zero baseline"},
+    "target_plus_one": (
+        _tutorial_with("target=target,", "target=target + 1,"),
+        {"agreement": "differs from the reference", "completeness": "F(x) - F(baseline)",
+         **GATED},
     ),
-    "wrong_target": (
-        _wrap("    return _ig(model, inputs, target + 1, baselines=baselines, n_steps=n_steps)\n"),
-        {"completeness": "target class", "agreement": "differs"},
-    ),
-    "plain_gradients": (
-        "from captum.attr import Saliency\n\n"
-        + _wrap("    attr = Saliency(model).attribute(inputs, target=target, abs=False)\n"
-                "    return attr, torch.zeros(inputs.shape[0])\n"),
-        {"completeness": "IntegratedGradients(model)", "agreement": "differs"},
+    "baselines_ignored": (
+        _tutorial_with("ig.attribute(inputs, baselines,", "ig.attribute(inputs, None,"),
+        {"agreement": "differs", "completeness": "baselines you are given", **GATED},
     ),
     "n_steps_ignored": (
-        _wrap("    return _ig(model, inputs, target, baselines=baselines)\n"),
-        {"agreement": "n_steps=16"},
+        _tutorial_with("n_steps=n_steps,", "n_steps=50,"),
+        {"agreement": "differs", **GATED},
     ),
-    "riemann_trapezoid": (
-        _wrap("    return _ig(model, inputs, target, baselines=baselines, n_steps=n_steps,\n"
-              "               method='riemann_trapezoid')\n"),
-        {"agreement": "'gausslegendre'"},
+    "method_ignored": (
+        _tutorial_with("method=method,", "method='gausslegendre',"),
+        {"agreement": "method is 'gausslegendre' unless given"},
+    ),
+    "saliency": (
+        _student("    attr = Saliency(model).attribute(inputs, target=target, abs=False)\n"
+                 "    return attr, torch.zeros(inputs.shape[0])\n"),
+        {"agreement": "differs", "completeness": "IntegratedGradients(model)", **GATED},
+    ),
+    # What a student reports about itself: the right sum, spread evenly over the pixels.
+    "constant_map_right_sum": (
+        _student("    b = torch.zeros_like(inputs) if baselines is None else baselines\n"
+                 "    with torch.no_grad():\n"
+                 "        gap = model(inputs)[:, target] - model(b)[:, target]\n"
+                 "    attr = gap.reshape(-1, 1, 1, 1) * torch.ones_like(inputs) / inputs[0].numel()\n"
+                 "    return attr, torch.zeros(inputs.shape[0])\n"),
+        {"agreement": "differs", "completeness": "not an Integrated Gradients map", **GATED},
     ),
     "default_baseline_ones": (
-        _wrap("    if baselines is None:\n"
-              "        baselines = torch.ones_like(inputs)\n"
-              "    return _ig(model, inputs, target, baselines=baselines, n_steps=n_steps)\n"),
+        _tutorial_with("    attributions, delta",
+                       "    if baselines is None:\n"
+                       "        baselines = torch.ones_like(inputs)\n"
+                       "    attributions, delta"),
         {"default_baseline": "baselines=None must mean an all-zero baseline"},
     ),
+    "internal_batch_size_ignored": (
+        _tutorial_with("internal_batch_size=internal_batch_size,", ""),
+        {"output_format": "pass internal_batch_size on"},
+    ),
     "no_delta": (
-        _wrap("    return _ig(model, inputs, target, baselines=baselines, n_steps=n_steps)[0]\n"),
+        _tutorial_with("return attributions, delta", "return attributions"),
         {"output_format": "(attributions, delta)"},
+    ),
+    "made_up_delta": (
+        _tutorial_with("return attributions, delta", "return attributions, delta * 0"),
+        {"output_format": "return the delta Captum computes"},
     ),
 }
 
@@ -75,7 +135,7 @@ def integrated_gradients(model, inputs, target, **kwargs):
     delta = torch.zeros(inputs.shape[0])
     return {value}
 '''
-# Hostile return values: (expression, words in the output_format message). None of them
+# Hostile return values: (expression, words in the agreement message). None of them
 # may crash a probe or a check, and all give 0 points.
 HOSTILE = {
     "none": ("None", "returned builtins.NoneType"),
@@ -90,34 +150,62 @@ HOSTILE = {
 
 
 # More of the same kind of mistake: run in the full suite, left out of `-m 'not slow'`.
-SLOW = frozenset({"random_baseline", "plain_gradients", "riemann_trapezoid", "default_baseline_ones"})
+SLOW = frozenset({"target_plus_one", "saliency", "made_up_delta", "no_delta"})
+SLOW_HONEST = frozenset({"float64", "explicit_zeros"})
 
 
-def test_reference_gets_full_points(grade_impl) -> None:
-    graded = grade_impl("reference", tasks=["integrated_gradients"])
-    checks = graded.results["integrated_gradients"].checks
-    assert {c.name: c.score for c in checks} == FULL, checks
+def test_reference_gets_full_points(grade_impl, settings) -> None:
+    graded = grade_impl("reference", tasks=[TASK], settings=settings)
+    assert {c.name: c.score for c in graded.results[TASK].checks} == FULL, \
+        graded.results[TASK].checks
+
+
+@pytest.mark.parametrize("variant", params(HONEST, SLOW_HONEST))
+def test_honest_rewrite_gets_full_points(grade_variant, settings, variant: str) -> None:
+    graded = grade_variant({"integrated_gradients.py": HONEST[variant]}, tasks=[TASK],
+                           settings=settings)
+    assert {c.name: c.score for c in graded.results[TASK].checks} == FULL, \
+        graded.results[TASK].checks
 
 
 def test_template_is_not_implemented(grade_impl) -> None:
-    graded = grade_impl("student_template", tasks=["integrated_gradients"])
-    assert graded.score("integrated_gradients") == 0
-    for check in graded.results["integrated_gradients"].checks:
+    graded = grade_impl("student_template", tasks=[TASK])
+    assert graded.score(TASK) == 0
+    for check in graded.results[TASK].checks:
         assert "not implemented yet" in check.message, check
 
 
 @pytest.mark.parametrize("variant", params(WRONG, SLOW))
-def test_wrong_implementation_loses_its_points(grade_variant, variant: str) -> None:
+def test_wrong_implementation_loses_its_points(grade_variant, settings, variant: str) -> None:
     source, failing = WRONG[variant]
-    graded = grade_variant({"integrated_gradients.py": source},
-                           tasks=["integrated_gradients"])
-    assert set(graded.failed("integrated_gradients")) == set(failing), \
-        graded.results["integrated_gradients"].checks
+    graded = grade_variant({"integrated_gradients.py": source}, tasks=[TASK], settings=settings)
+    assert set(graded.failed(TASK)) == set(failing), graded.results[TASK].checks
     for name, words in failing.items():
-        check = graded.check("integrated_gradients", name)
+        check = graded.check(TASK, name)
         assert words in check.message, check
     for name in set(FULL) - set(failing):
-        assert graded.check("integrated_gradients", name).score == FULL[name]
+        assert graded.check(TASK, name).score == FULL[name]
+
+
+@pytest.mark.parametrize("variant", ["argmax_target", "saliency", "constant_map_right_sum"])
+def test_no_integrated_gradients_no_points(grade_variant, settings, variant: str) -> None:
+    """Maps of another target or method, or a sum spread over the pixels, earn nothing."""
+    graded = grade_variant({"integrated_gradients.py": WRONG[variant][0]}, tasks=[TASK],
+                           settings=settings)
+    assert graded.score(TASK) == 0, graded.results[TASK].checks
+
+
+def test_arguments_differ_from_what_an_ignoring_student_uses(graded_test_settings) -> None:
+    """Every variant probes targets below the top-1, two step counts that are not Captum's
+    50, a non-zero baseline and a Riemann method, and the graded ones are not the practice's."""
+    practice = probe_parameters(DEFAULT_SETTINGS)
+    graded = probe_parameters(graded_test_settings)
+    for p in (practice, graded):
+        assert 2 <= p["rank"] != p["alt_rank"] >= 2
+        assert 50 not in (p["steps"], p["alt_steps"]) and p["steps"] != p["alt_steps"]
+        assert p["const"] != 0 and p["method"] != "gausslegendre"
+        assert p["batch"] < p["alt_steps"]
+    assert practice != graded
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -125,10 +213,10 @@ def test_wrong_implementation_loses_its_points(grade_variant, variant: str) -> N
 def test_hostile_return_value_gets_zero_with_a_message(grade_variant, variant: str) -> None:
     value, words = HOSTILE[variant]
     graded = grade_variant({"integrated_gradients.py": PRELUDE.format(value=value)},
-                           tasks=["integrated_gradients"])
-    assert graded.score("integrated_gradients") == 0
-    assert words in graded.check("integrated_gradients", "output_format").message
-    for check in graded.results["integrated_gradients"].checks:
+                           tasks=[TASK])
+    assert graded.score(TASK) == 0
+    assert words in graded.check(TASK, "agreement").message
+    for check in graded.results[TASK].checks:
         assert "could not be checked" not in check.message, check
 
 
@@ -136,8 +224,8 @@ def test_other_tasks_keep_their_points(grade_variant) -> None:
     """A broken Task 6 costs nothing in Tasks 7-8 (they never call integrated_gradients)."""
     graded = grade_variant(
         {"integrated_gradients.py": "def integrated_gradients(*a, **k):\n    1 / 0\n"},
-        tasks=["integrated_gradients", "attribution_viz", "noise_tunnel"],
+        tasks=[TASK, "attribution_viz", "noise_tunnel"],
     )
-    assert graded.score("integrated_gradients") == 0
+    assert graded.score(TASK) == 0
     assert graded.score("attribution_viz") == graded.max_score("attribution_viz")
     assert graded.score("noise_tunnel") == graded.max_score("noise_tunnel")
