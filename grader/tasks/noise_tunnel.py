@@ -1,40 +1,52 @@
 """Task 8: NoiseTunnel around Integrated Gradients.
 
 Probe
-    The probe photo at ``image_size`` (ImageNet-normalised), its target (the trusted
-    model's top-1, computed before any student call) and a zero baseline. Three
-    calls of ``noise_tunnel(model, x, target, nt_type="smoothgrad", n_steps=ig_steps,
-    seed=seed, baselines=zeros, ...)``, each on a fresh model copy, each after
-    ``torch.manual_seed(seed)``:
+    The variant's photo crop at ``image_size`` (ImageNet-normalised). The trusted model
+    ranks the classes before any student call; the variant's stream
+    (``settings.rng("noise_tunnel")``, :func:`probe_parameters`) picks two targets of rank
+    2-10, two step counts, two seeds, two stdevs, a constant baseline and a blur. Four
+    calls of ``noise_tunnel``, each on a fresh copy of the trusted model:
 
-    ``"noisy"``: ``nt_samples=nt_samples``, ``stdevs=nt_stdevs``;
-    ``"noisy_x2"``: ``nt_samples=2 * nt_samples``, same ``stdevs``;
-    ``"zero_noise"``: ``nt_samples=nt_samples``, ``stdevs=0.0``.
+    ``"smoothgrad"``: ``nt_type="smoothgrad"``, ``nt_samples=2``, ``stdevs=stdevs``,
+    ``seed=seed``; ``"smoothgrad_sq"``: ``nt_samples=1``, ``stdevs=alt_stdevs``,
+    ``seed=alt_seed``; ``"vargrad"``: ``nt_samples=3``, ``stdevs=stdevs``,
+    ``seed=alt_seed``; all three with ``target``, ``n_steps=steps`` and the constant
+    baseline. ``"zero_noise"``: ``"smoothgrad"``, ``nt_samples=1``, ``stdevs=0.0``, the other
+    target, ``n_steps=alt_steps``, the blurred input as baseline, ``seed=seed``.
 
-    During each call the probe's own forward pre-hook on the model's root module
-    adds up the rows (``inputs[0].shape[0]``) of every forward pass; it is removed
-    after the call. Recorded: the three results and the three row counts.
+    The probe never seeds the generator for the student: before each call it sets the
+    global generator to a decoy seed of the variant (so a student who ignores ``seed``
+    draws other noise, deterministically) inside ``torch.random.fork_rng`` (the grader's
+    own generator is left as it was). The probe's forward pre-hook on the model's root
+    module counts the rows of every forward pass. Recorded: the input, the baselines, the
+    arguments, the four results and their rows.
 
 Checks
-    ``agreement``: ``"noisy"`` equals the reference's ``"noisy"`` (same seed, so the
-    same noise) to ``rtol`` :data:`RTOL`, ``atol`` :data:`ATOL_FRACTION` x max
-    |reference|. ``nt_samples``: the rows of ``"noisy_x2"`` over the rows of
-    ``"noisy"`` match the reference's ratio (2), or the rows ``"noisy_x2"`` ran beyond
-    ``"noisy"`` match the reference's, within 10%: the ratio holds whatever one
-    sample costs, the difference whatever else the student runs (a prediction); a
-    hard-coded or ignored ``nt_samples`` gives ratio 1 and no extra rows.
-    ``zero_noise``: ``"zero_noise"`` equals the
-    reference's ``"zero_noise"``, which is the reference's plain Integrated
-    Gradients (``NoiseTunnel`` with ``stdevs=0`` averages identical IG maps; the
-    harness tests hold the reference to that).
+    ``agreement`` (the main value check): ``"smoothgrad"``, ``"smoothgrad_sq"`` and
+    ``"vargrad"`` each equal the reference's (same seed, so the same noise) to ``rtol``
+    :data:`RTOL`, ``atol`` :data:`ATOL_FRACTION` x max |reference|; a third of the points
+    each. ``zero_noise``: ``"zero_noise"`` equals the reference's, which is the reference's
+    plain Integrated Gradients (``NoiseTunnel`` with ``stdevs=0`` averages identical IG
+    maps; the harness tests hold the reference to that). ``nt_samples`` pays only when at
+    least one ``agreement`` call agrees: the rows of the 2- and 3-sample calls over the rows
+    of the 1-sample call match the reference's ratios (2, 3), or the rows they ran beyond
+    it match the reference's, within 10%: the ratio holds whatever one sample costs, the
+    difference whatever else the student runs (a prediction); a hard-coded or ignored
+    ``nt_samples`` gives ratio 1 and no extra rows.
 
-Why these small settings are enough (tests/harness/test_noise_tunnel_checks.py):
-    - another seed, or extra random draws before the noise: the noise differs
-      everywhere, the maps differ by far more than the tolerance (``agreement``);
-    - ``nt_samples`` ignored or fixed: ratio 1, no extra rows (``nt_samples``);
-    - Saliency (or any other base method) inside the tunnel: differs from the
-      reference's IG with and without noise (``agreement``, ``zero_noise``);
-    - ``stdevs`` ignored: the zero-noise map is noisy (``zero_noise``).
+Why each value separates right from wrong (measured on the stand-in weights at 64 px;
+the mistakes are in tests/harness/test_noise_tunnel_checks.py): the same algorithm with
+the same seed differs by <1e-5 of the map's maximum (tolerance 1e-3), and
+    - ``seed`` ignored (the decoy's noise), another seed or an extra random draw: >0.3;
+    - ``stdevs`` ignored (Captum's or the template's 0.2, or one stdev for every call):
+      the two stdevs (0.05-0.15 and 0.25-0.4) never hold 0.2 and differ by >0.1: >0.3, and
+      the stdevs=0 call is noisy;
+    - ``nt_type`` ignored: smoothgrad, its square and the variance differ in kind (signs,
+      scale): >0.5 for two of the three calls;
+    - ``nt_samples`` fixed: other noise averages (agreement) and ratio 1 (nt_samples);
+    - ``n_steps`` ignored (50): >5e-2; ``baselines`` ignored (zeros): >0.5;
+    - the argmax (or one target for every call) instead of ``target``: >0.5;
+    - another base method (Saliency) in the tunnel: >0.5, with and without noise.
 """
 
 from __future__ import annotations
@@ -48,28 +60,74 @@ from grader.checking import (
     CheckFailed,
     Outcome,
     close,
+    partial,
     passed,
     require_call,
     require_tensor,
 )
-from grader.inputs import probe_inputs, top1
+from grader.inputs import probe_inputs
 from grader.probing import ProbeContext, call, new_record, put_tensor
 from grader.records import Record
+from grader.settings import ProbeSettings
+from grader.tasks.integrated_gradients import ForwardRows, blurred
 
 POINTER = "Task 8: noise_tunnel in noise_tunnel.py"
-# Same algorithm, same seed: differences are ~1e-7 of the map's maximum; another
-# noise draw changes the 2-sample mean by >1e-1 of it.
+# Same algorithm, same seed: differences are <1e-5 of the map's maximum; another
+# noise draw, stdev, nt_type, step count or baseline changes the map by >5e-2 of it.
 RTOL = 1e-3
 ATOL_FRACTION = 1e-3
 # The rows ratio may drift by this fraction (a few extra plain forward passes).
 ROWS_TOLERANCE = 0.1
 
+# The variant's draws: targets of rank 2-10, few IG steps (the tunnel, not IG's precision,
+# is under test; far from Captum's 50), two stdevs on either side of 0.2, seeds far from
+# the small numbers a student might hard-code, a constant baseline and a blur.
+TARGET_RANKS = (2, 10)
+STEPS = (3, 4)
+ALT_STEPS = (5, 6)
+STDEVS = (0.05, 0.15)
+ALT_STDEVS = (0.25, 0.4)
+CONST = (0.5, 1.0)
+BLURS = (7, 9, 11)
+SEEDS = (1000, 2**31)
+NOISY = ("smoothgrad", "smoothgrad_sq", "vargrad")
+# nt_samples of each nt_type's call: the 1-sample call is the base of the rows ratios.
+SAMPLES = {"smoothgrad": 2, "smoothgrad_sq": 1, "vargrad": 3}
 
-def _calls(nt_samples: int, stdevs: float) -> dict[str, dict[str, Any]]:
+
+def probe_parameters(settings: ProbeSettings) -> dict[str, Any]:
+    """The variant's arguments of the four calls (all drawn from ``settings.rng``)."""
+    rng = settings.rng("noise_tunnel")
+    rank, alt_rank = rng.sample(range(TARGET_RANKS[0], TARGET_RANKS[1] + 1), 2)
+    seeds = rng.sample(range(*SEEDS), 3)
     return {
-        "noisy": {"nt_samples": nt_samples, "stdevs": stdevs},
-        "noisy_x2": {"nt_samples": 2 * nt_samples, "stdevs": stdevs},
-        "zero_noise": {"nt_samples": nt_samples, "stdevs": 0.0},
+        "rank": rank,
+        "alt_rank": alt_rank,
+        "steps": rng.randint(*STEPS),
+        "alt_steps": rng.randint(*ALT_STEPS),
+        "stdevs": round(rng.uniform(*STDEVS), 3),
+        "alt_stdevs": round(rng.uniform(*ALT_STDEVS), 3),
+        "const": round(rng.choice((-1, 1)) * rng.uniform(*CONST), 3),
+        "blur": rng.choice(BLURS),
+        "seed": seeds[0],
+        "alt_seed": seeds[1],
+        "decoy_seed": seeds[2],
+    }
+
+
+def call_arguments(p: dict[str, Any], target: int, alt_target: int) -> dict[str, dict[str, Any]]:
+    """Keyword arguments of each call (besides model, inputs and baselines)."""
+    noisy = {"target": target, "n_steps": p["steps"]}
+    return {
+        "smoothgrad": {**noisy, "nt_type": "smoothgrad", "nt_samples": SAMPLES["smoothgrad"],
+                       "stdevs": p["stdevs"], "seed": p["seed"]},
+        "smoothgrad_sq": {**noisy, "nt_type": "smoothgrad_sq",
+                          "nt_samples": SAMPLES["smoothgrad_sq"], "stdevs": p["alt_stdevs"],
+                          "seed": p["alt_seed"]},
+        "vargrad": {**noisy, "nt_type": "vargrad", "nt_samples": SAMPLES["vargrad"],
+                    "stdevs": p["stdevs"], "seed": p["alt_seed"]},
+        "zero_noise": {"target": alt_target, "n_steps": p["alt_steps"], "nt_type": "smoothgrad",
+                       "nt_samples": 1, "stdevs": 0.0, "seed": p["seed"]},
     }
 
 
@@ -80,26 +138,35 @@ def probe(ctx: ProbeContext) -> Record:
     mod = ctx.module("noise_tunnel")
     record = new_record("noise_tunnel")
     s = ctx.settings
+    p = probe_parameters(s)
     inputs, _ = probe_inputs(s.image_size, s)
-    baselines = torch.zeros_like(inputs)
-    calls = _calls(s.nt_samples, s.nt_stdevs)
-    # One fresh model per call; the target comes from the first, before any student call.
-    models = [ctx.fresh_model() for _ in calls]
-    target = top1(models[0], inputs.to(ctx.device))
-    record.data["target"] = target
+    baselines = {"noisy": torch.full_like(inputs, p["const"]),
+                 "zero_noise": blurred(inputs, p["blur"])}
+    # One fresh model per call; the targets come from the first, before any student call.
+    models = [ctx.fresh_model() for _ in range(4)]
+    with torch.inference_mode():
+        ranking = models[0](inputs.to(ctx.device))[0].argsort(descending=True)
+    calls = call_arguments(p, int(ranking[p["rank"] - 1]), int(ranking[p["alt_rank"] - 1]))
+    record.data.update(parameters=p, arguments=calls, top1=int(ranking[0]))
     record.tensors["inputs"] = inputs.clone()
+    for key, tensor in baselines.items():
+        record.tensors[f"{key}_baselines"] = tensor.clone()
     rows: dict[str, int] = {}
-    record.data["arguments"] = calls
+    cuda = [torch.device(ctx.device).index or 0] if torch.device(ctx.device).type == "cuda" else []
     for key, arguments in calls.items():
         model = models.pop(0)
-        counter = _RowCounter(model)
-        torch.manual_seed(s.seed)
-        try:
-            result = call(record, key, mod.noise_tunnel, model, inputs.to(ctx.device, copy=True),
-                          target, nt_type="smoothgrad", n_steps=s.ig_steps, seed=s.seed,
-                          baselines=baselines.to(ctx.device, copy=True), **arguments)
-        finally:
-            counter.remove()
+        given = baselines["zero_noise" if key == "zero_noise" else "noisy"]
+        arguments = dict(arguments)
+        counter = ForwardRows(model)
+        # Not the student's seed: a student who ignores `seed` draws the decoy's noise.
+        with torch.random.fork_rng(devices=cuda):
+            torch.manual_seed(p["decoy_seed"])
+            try:
+                result = call(record, key, mod.noise_tunnel, model,
+                              inputs.to(ctx.device, copy=True), arguments.pop("target"),
+                              baselines=given.to(ctx.device, copy=True), **arguments)
+            finally:
+                counter.remove()
         rows[key] = counter.rows
         put_tensor(record, key, result)
         del model, result
@@ -107,29 +174,20 @@ def probe(ctx: ProbeContext) -> Record:
     return record
 
 
-class _RowCounter:
-    """The probe's own forward pre-hook on the root module: rows of every forward pass."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        self.rows = 0
-        self._handle = model.register_forward_pre_hook(self._hook)
-
-    def _hook(self, _module: torch.nn.Module, args: tuple[Any, ...]) -> None:
-        x = args[0] if args else None
-        if type(x) is torch.Tensor and not x.is_nested and x.dim() >= 1:
-            self.rows += int(x.shape[0])
-
-    def remove(self) -> None:
-        self._handle.remove()
-
-
 # --------------------------------------------------------------------------- checks
 
 
+def _describe(reference: Record, key: str) -> str:
+    args = reference.data["arguments"][key]
+    baseline = ("<the input, blurred>" if key == "zero_noise" else
+                f"torch.full_like(inputs, {reference.data['parameters']['const']})")
+    return "noise_tunnel(model, inputs, {}, baselines={}{})".format(
+        args["target"], baseline,
+        "".join(f", {k}={v!r}" for k, v in args.items() if k != "target"))
+
+
 def _result(record: Record, key: str, reference: Record) -> torch.Tensor:
-    arguments = reference.data["arguments"][key]
-    what = (f"noise_tunnel(..., nt_samples={arguments['nt_samples']}, "
-            f"stdevs={arguments['stdevs']})")
+    what = _describe(reference, key)
     require_call(record, key, POINTER)
     result = require_tensor(record, key, what, shape=tuple(reference.tensors["inputs"].shape))
     if not result.is_floating_point():
@@ -137,60 +195,74 @@ def _result(record: Record, key: str, reference: Record) -> torch.Tensor:
     return result.double()
 
 
-def _compare(student: Record, reference: Record, key: str, what: str) -> Outcome:
-    got = _result(student, key, reference)
+def _compare(student: Record, reference: Record, key: str) -> Outcome:
+    try:
+        got = _result(student, key, reference)
+    except CheckFailed as exc:
+        return Outcome(0.0, str(exc))
     expected = _result(reference, key, reference)
     return close(got, expected, rtol=RTOL, atol=ATOL_FRACTION * float(expected.abs().max()),
-                 what=what)
+                 what=_describe(reference, key))
 
 
 def check_agreement(student: Record, reference: Record, ctx: CheckContext) -> Outcome:
-    outcome = _compare(student, reference, "noisy", "smoothgrad attributions")
-    if outcome.passed:
-        return outcome
-    raise CheckFailed(
-        f"{outcome.message}; seed with torch.manual_seed(seed) right before "
+    outcomes = {key: _compare(student, reference, key) for key in NOISY}
+    good = [key for key, o in outcomes.items() if o.passed]
+    if len(good) == len(outcomes):
+        return passed("; ".join(o.message for o in outcomes.values()))
+    wrong = "; ".join(outcomes[key].message for key in NOISY if key not in good)
+    return partial(len(good) / len(NOISY), (
+        f"{wrong}; seed with torch.manual_seed(seed) right before "
         "NoiseTunnel(IntegratedGradients(model)).attribute(inputs, nt_type=nt_type, "
         "nt_samples=nt_samples, stdevs=stdevs, baselines=baselines, target=target, "
-        "n_steps=n_steps), drawing no other random numbers in between"
-    )
+        "n_steps=n_steps), drawing no other random numbers in between, with exactly the "
+        "arguments you are given"))
 
 
 def check_nt_samples(student: Record, reference: Record, ctx: CheckContext) -> Outcome:
-    for key in ("noisy", "noisy_x2"):
+    for key in NOISY:
         require_call(student, key, POINTER)
+    if not any(_compare(student, reference, key).passed for key in NOISY):
+        raise CheckFailed("not scored until your attributions agree with the reference's "
+                          "(see agreement)")
     rows = student.data.get("rows", {})
     ref_rows = reference.data["rows"]
-    low, high = int(rows.get("noisy", 0)), int(rows.get("noisy_x2", 0))
-    n = reference.data["arguments"]["noisy"]["nt_samples"]
+    base = "smoothgrad_sq"  # the 1-sample call
+    low = int(rows.get(base, 0))
     if low <= 0:
         raise CheckFailed("the model you were given never ran; attribute with that model")
-    # Doubling nt_samples doubles the tunnel's rows (the ratio holds whatever one
-    # sample costs, e.g. another base method), or adds as many rows as the reference's
-    # (the difference holds whatever the student runs besides the tunnel, e.g. a
-    # prediction). An ignored or fixed nt_samples gives neither.
-    ratio, expected_ratio = high / low, ref_rows["noisy_x2"] / ref_rows["noisy"]
-    extra, expected_extra = high - low, ref_rows["noisy_x2"] - ref_rows["noisy"]
-    if abs(ratio - expected_ratio) <= ROWS_TOLERANCE * expected_ratio or (
-            expected_extra > 0 and abs(extra - expected_extra) <= ROWS_TOLERANCE * expected_extra):
-        return passed(f"nt_samples={n} and {2 * n} ran {low} and {high} images through the "
-                      "model")
+    # More samples multiply the tunnel's rows (the ratio holds whatever one sample costs,
+    # e.g. another base method), or add as many rows as the reference's (the difference
+    # holds whatever the student runs besides the tunnel, e.g. a prediction). An ignored
+    # or fixed nt_samples gives neither.
+    wrong = []
+    for key in ("smoothgrad", "vargrad"):
+        high = int(rows.get(key, 0))
+        ratio, expected_ratio = high / low, ref_rows[key] / ref_rows[base]
+        extra, expected_extra = high - low, ref_rows[key] - ref_rows[base]
+        if not (abs(ratio - expected_ratio) <= ROWS_TOLERANCE * expected_ratio or (
+                expected_extra > 0
+                and abs(extra - expected_extra) <= ROWS_TOLERANCE * expected_extra)):
+            wrong.append(key)
+    samples = {key: reference.data["arguments"][key]["nt_samples"] for key in NOISY}
+    ran = ", ".join(f"nt_samples={samples[k]}: {int(rows.get(k, 0))}" for k in NOISY)
+    if not wrong:
+        return passed(f"images through the model with {ran}")
     raise CheckFailed(
-        f"nt_samples={n} and nt_samples={2 * n} ran {low} and {high} images through the "
-        f"model (the reference: {ref_rows['noisy']} and {ref_rows['noisy_x2']}); pass "
-        "nt_samples on to NoiseTunnel.attribute instead of a fixed number"
+        f"images through the model with {ran} (the reference: "
+        + ", ".join(f"{ref_rows[k]}" for k in NOISY)
+        + "); pass nt_samples on to NoiseTunnel.attribute instead of a fixed number"
     )
 
 
 def check_zero_noise(student: Record, reference: Record, ctx: CheckContext) -> Outcome:
-    outcome = _compare(student, reference, "zero_noise",
-                       "smoothgrad attributions with stdevs=0 (plain IG)")
+    outcome = _compare(student, reference, "zero_noise")
     if outcome.passed:
         return outcome
     raise CheckFailed(
         f"{outcome.message}; with stdevs=0 smoothgrad must give plain Integrated Gradients: "
         "pass stdevs on to NoiseTunnel.attribute and wrap IntegratedGradients(model) "
-        "(with the baselines and n_steps you are given)"
+        "(with the target, baselines and n_steps you are given)"
     )
 
 

@@ -1,13 +1,23 @@
-"""Task 8 checks (grader/tasks/noise_tunnel.py): wrong NoiseTunnels lose the right points."""
+"""Task 8 checks (grader/tasks/noise_tunnel.py): wrong NoiseTunnels lose the right points,
+on the practice variant and on a graded one."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from grader.settings import DEFAULT_SETTINGS
+from grader.tasks.noise_tunnel import NOISY, SAMPLES, call_arguments, probe_parameters
 from tests.harness.hostile import HOSTILE_CLASSES, params
 
+TASK = "noise_tunnel"
 FULL = {"agreement": 5.0, "nt_samples": 4.0, "zero_noise": 3.0}
+
+
+@pytest.fixture(params=["practice", "graded"])
+def settings(request, graded_test_settings):
+    return DEFAULT_SETTINGS if request.param == "practice" else graded_test_settings
+
 
 # The plain solution a student writes from Captum's tutorial; the variants edit it.
 STUDENT = '''
@@ -29,34 +39,75 @@ def _student_with(old: str, new: str) -> str:
     return STUDENT.replace(old, new)
 
 
+# Honest rewrites: the same noise and the same algorithm, full marks.
+HONEST = {
+    "tutorial": STUDENT,
+    # Samples in passes of one IG step each: the same rows, more passes.
+    "small_batches": _student_with("n_steps=n_steps)", "n_steps=n_steps,\n"
+                                   "                        internal_batch_size=nt_samples)"),
+    "float64": _student_with(
+        "    nt = NoiseTunnel(IntegratedGradients(model))\n"
+        "    return nt.attribute(inputs,",
+        "    nt = NoiseTunnel(IntegratedGradients(model.double()))\n"
+        "    baselines = None if baselines is None else baselines.double()\n"
+        "    return nt.attribute(inputs.double(),",
+    ).replace("n_steps=n_steps)", "n_steps=n_steps).float()"),
+}
+
+GATED = {"nt_samples": "not scored until"}
 # Each wrong implementation: (source appended to noise_tunnel.py,
-# {failing check: words in its message}).
+# {check that loses points: words in its message}). Checks not named keep full points.
 WRONG = {
     "nt_samples_fixed": (
-        _student_with("nt_samples=nt_samples,", "nt_samples=3,"),
+        _student_with("nt_samples=nt_samples,", "nt_samples=2,"),
+        # The smoothgrad call (2 samples) still agrees, so the rows are scored.
         {"nt_samples": "instead of a fixed number", "agreement": "differs"},
     ),
-    "other_seed": (
-        _student_with("torch.manual_seed(seed)", "torch.manual_seed(seed + 1)"),
-        {"agreement": "torch.manual_seed(seed)"},
+    "seed_ignored": (
+        _student_with("        torch.manual_seed(seed)\n", "        pass\n"),
+        {"agreement": "torch.manual_seed(seed)", **GATED},
+    ),
+    "seed_hard_coded": (
+        _student_with("torch.manual_seed(seed)", "torch.manual_seed(0)"),
+        {"agreement": "differs", **GATED},
     ),
     "extra_random_draw": (
         _student_with("torch.manual_seed(seed)\n",
                       "torch.manual_seed(seed)\n    torch.randn(1)  # e.g. a random baseline\n"),
-        {"agreement": "drawing no other random numbers"},
+        {"agreement": "drawing no other random numbers", **GATED},
     ),
     "saliency_inside": (
         _student_with("IntegratedGradients(model))", "Saliency(model))").replace(
             "baselines=baselines, target=target, n_steps=n_steps)", "target=target)"),
-        {"agreement": "differs", "zero_noise": "wrap IntegratedGradients(model)"},
+        {"agreement": "differs", "zero_noise": "wrap IntegratedGradients(model)", **GATED},
     ),
     "stdevs_ignored": (
         _student_with("stdevs=stdevs,", "stdevs=0.2,"),
-        {"agreement": "differs", "zero_noise": "pass stdevs on"},
+        {"agreement": "differs", "zero_noise": "pass stdevs on", **GATED},
     ),
     "nt_type_ignored": (
-        _student_with("nt_type=nt_type,", "nt_type='smoothgrad_sq',"),
-        {"agreement": "differs", "zero_noise": "differs"},
+        _student_with("nt_type=nt_type,", "nt_type='smoothgrad',"),
+        {"agreement": "differs"},
+    ),
+    "n_steps_ignored": (
+        _student_with("n_steps=n_steps)", "n_steps=50)"),
+        {"agreement": "differs", "zero_noise": "n_steps you are given", **GATED},
+    ),
+    "baselines_ignored": (
+        _student_with("baselines=baselines,", ""),
+        {"agreement": "differs", "zero_noise": "baselines", **GATED},
+    ),
+    "argmax_target": (
+        _student_with("target=target,", "target=int(model(inputs).argmax()),"),
+        {"agreement": "differs", "zero_noise": "target", **GATED},
+    ),
+    # Plain IG, no tunnel: the stdevs=0 map is right, nothing else.
+    "no_tunnel": (
+        _student_with("    nt = NoiseTunnel(IntegratedGradients(model))\n"
+                      "    return nt.attribute(inputs, nt_type=nt_type, nt_samples=nt_samples, "
+                      "stdevs=stdevs,\n",
+                      "    return IntegratedGradients(model).attribute(inputs,\n"),
+        {"agreement": "differs", **GATED},
     ),
 }
 
@@ -66,24 +117,27 @@ def noise_tunnel(model, inputs, target, **kwargs):
     attr = torch.zeros_like(inputs)
     return {value}
 '''
-# (expression, words in every failing message); nt_samples fails too: the model never ran.
+# (expression, words in every failing value message); nt_samples fails too: never scored.
 HOSTILE = {
     "none": ("None", "must be a torch.Tensor, got builtins.NoneType"),
     "lying_eq": ("_Liar()", "_Liar"),
     "tensor_subclass": ("attr.as_subclass(_Sub)", "_Sub"),
     "nan": ("torch.full_like(inputs, float('nan'))", "NaN"),
     "wrong_shape": ("attr[0]", "shape (3, 64, 64)"),
+    "random_map": ("torch.randn_like(inputs)", "differs"),
 }
 
 
 # More of the same kind of mistake: run in the full suite, left out of `-m 'not slow'`.
-SLOW = frozenset({"extra_random_draw", "stdevs_ignored", "nt_type_ignored"})
+SLOW = frozenset({"extra_random_draw", "seed_hard_coded", "stdevs_ignored", "baselines_ignored",
+                  "argmax_target", "n_steps_ignored"})
+SLOW_HONEST = frozenset({"float64"})
 
 
-def test_reference_gets_full_points(grade_impl) -> None:
-    graded = grade_impl("reference", tasks=["noise_tunnel"])
-    checks = graded.results["noise_tunnel"].checks
-    assert {c.name: c.score for c in checks} == FULL, checks
+def test_reference_gets_full_points(grade_impl, settings) -> None:
+    graded = grade_impl("reference", tasks=[TASK], settings=settings)
+    assert {c.name: c.score for c in graded.results[TASK].checks} == FULL, \
+        graded.results[TASK].checks
 
 
 def test_reference_zero_noise_is_plain_integrated_gradients(
@@ -92,77 +146,86 @@ def test_reference_zero_noise_is_plain_integrated_gradients(
     """zero_noise compares with the reference's stdevs=0 map: it must be Captum's plain IG."""
     from captum.attr import IntegratedGradients
 
-    from grader.settings import DEFAULT_SETTINGS
-
-    record = reference_records["noise_tunnel"]
+    record = reference_records[TASK]
+    args = record.data["arguments"]["zero_noise"]
     model = check_context.trusted_model()
     inputs = record.tensors["inputs"]
     expected = IntegratedGradients(model).attribute(
-        inputs, baselines=torch.zeros_like(inputs), target=record.data["target"],
-        n_steps=DEFAULT_SETTINGS.ig_steps)
+        inputs, baselines=record.tensors["zero_noise_baselines"], target=args["target"],
+        n_steps=args["n_steps"])
     torch.testing.assert_close(record.tensors["zero_noise"], expected, rtol=1e-4,
                                atol=1e-5 * float(expected.abs().max()))
 
 
-@pytest.mark.parametrize("seeding", [
-    pytest.param("seeded", id="seeded"),
-    # The probe seeds before the call, so leaving the seed out changes nothing.
-    pytest.param("unseeded", id="unseeded", marks=[pytest.mark.slow]),
-])
-def test_student_solution_gets_full_points(grade_variant, seeding: str) -> None:
-    """The tutorial's code passes."""
-    source = STUDENT if seeding == "seeded" else _student_with(
-        "        torch.manual_seed(seed)\n", "        pass\n")
-    graded = grade_variant({"noise_tunnel.py": source}, tasks=["noise_tunnel"])
-    assert graded.score("noise_tunnel") == graded.max_score("noise_tunnel"), \
-        graded.results["noise_tunnel"].checks
+@pytest.mark.parametrize("variant", params(HONEST, SLOW_HONEST))
+def test_honest_rewrite_gets_full_points(grade_variant, settings, variant: str) -> None:
+    """The tutorial's code passes, and so do rewrites that compute the same numbers."""
+    graded = grade_variant({"noise_tunnel.py": HONEST[variant]}, tasks=[TASK], settings=settings)
+    assert {c.name: c.score for c in graded.results[TASK].checks} == FULL, \
+        graded.results[TASK].checks
 
 
 def test_template_is_not_implemented(grade_impl) -> None:
-    graded = grade_impl("student_template", tasks=["noise_tunnel"])
-    assert graded.score("noise_tunnel") == 0
-    for check in graded.results["noise_tunnel"].checks:
+    graded = grade_impl("student_template", tasks=[TASK])
+    assert graded.score(TASK) == 0
+    for check in graded.results[TASK].checks:
         assert "not implemented yet" in check.message, check
 
 
 @pytest.mark.parametrize("variant", params(WRONG, SLOW))
-def test_wrong_implementation_loses_its_points(grade_variant, variant: str) -> None:
+def test_wrong_implementation_loses_its_points(grade_variant, settings, variant: str) -> None:
     source, failing = WRONG[variant]
-    graded = grade_variant({"noise_tunnel.py": source}, tasks=["noise_tunnel"])
-    assert set(graded.failed("noise_tunnel")) == set(failing), \
-        graded.results["noise_tunnel"].checks
+    graded = grade_variant({"noise_tunnel.py": source}, tasks=[TASK], settings=settings)
+    assert set(graded.failed(TASK)) == set(failing), graded.results[TASK].checks
     for name, words in failing.items():
-        check = graded.check("noise_tunnel", name)
+        check = graded.check(TASK, name)
         assert words in check.message, check
     for name in set(FULL) - set(failing):
-        assert graded.check("noise_tunnel", name).score == FULL[name]
+        assert graded.check(TASK, name).score == FULL[name]
+
+
+def test_arguments_differ_from_what_an_ignoring_student_uses(graded_test_settings) -> None:
+    """Every nt_type, two seeds, two non-default stdevs, three sample counts, targets below
+    the top-1 and step counts that are not Captum's 50; the graded ones are not the
+    practice's."""
+    practice = probe_parameters(DEFAULT_SETTINGS)
+    graded = probe_parameters(graded_test_settings)
+    for p in (practice, graded):
+        calls = call_arguments(p, 1, 2)
+        assert {calls[k]["nt_type"] for k in NOISY} == set(NOISY)
+        assert len({calls[k]["seed"] for k in calls} | {p["decoy_seed"]}) == 3
+        assert len({calls[k]["stdevs"] for k in calls} | {0.2}) == 4
+        assert len(set(SAMPLES.values())) == 3
+        assert 50 not in {calls[k]["n_steps"] for k in calls}
+        assert 2 <= p["rank"] != p["alt_rank"] >= 2 and p["const"] != 0
+    assert practice != graded
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 @pytest.mark.parametrize("variant", list(HOSTILE), ids=list(HOSTILE))
 def test_hostile_return_value_gets_zero_with_a_message(grade_variant, variant: str) -> None:
     value, words = HOSTILE[variant]
-    graded = grade_variant({"noise_tunnel.py": PRELUDE.format(value=value)},
-                           tasks=["noise_tunnel"])
-    assert graded.score("noise_tunnel") == 0
+    graded = grade_variant({"noise_tunnel.py": PRELUDE.format(value=value)}, tasks=[TASK])
+    assert graded.score(TASK) == 0
     for name in ("agreement", "zero_noise"):
-        assert words in graded.check("noise_tunnel", name).message
-    assert "never ran" in graded.check("noise_tunnel", "nt_samples").message
-    for check in graded.results["noise_tunnel"].checks:
+        assert words in graded.check(TASK, name).message
+    assert "not scored until" in graded.check(TASK, "nt_samples").message
+    for check in graded.results[TASK].checks:
         assert "could not be checked" not in check.message, check
 
 
 def test_other_tasks_keep_their_points(grade_variant) -> None:
     """A broken Task 8 costs nothing in Task 7."""
     graded = grade_variant({"noise_tunnel.py": "def noise_tunnel(*a, **k):\n    1 / 0\n"},
-                           tasks=["noise_tunnel", "attribution_viz"])
-    assert graded.score("noise_tunnel") == 0
+                           tasks=[TASK, "attribution_viz"])
+    assert graded.score(TASK) == 0
     assert graded.score("attribution_viz") == graded.max_score("attribution_viz")
 
 
-def test_predictions_besides_the_tunnel_keep_the_nt_samples_points(grade_variant) -> None:
+def test_predictions_besides_the_tunnel_keep_the_nt_samples_points(grade_variant,
+                                                                   settings) -> None:
     # Five forward passes of its own per call (checking the target, say): the rows of
-    # the doubled call no longer double, but they grow by exactly the tunnel's.
+    # the larger calls no longer scale, but they grow by exactly the tunnel's.
     source = _student_with(
         "    nt = NoiseTunnel(",
         "    with torch.no_grad():\n"
@@ -170,5 +233,5 @@ def test_predictions_besides_the_tunnel_keep_the_nt_samples_points(grade_variant
         "            model(inputs)\n"
         "    nt = NoiseTunnel(",
     )
-    graded = grade_variant({"noise_tunnel.py": source}, tasks=["noise_tunnel"])
-    assert {c.name: c.score for c in graded.results["noise_tunnel"].checks} == FULL
+    graded = grade_variant({"noise_tunnel.py": source}, tasks=[TASK], settings=settings)
+    assert {c.name: c.score for c in graded.results[TASK].checks} == FULL
