@@ -286,9 +286,15 @@ class _InputWatcher:
             self.last = copy
 
     def store(self, record: Record, key: str) -> None:
+        stored: list[torch.Tensor] = []
         for which in ("first", "step", "last"):
             tensor = getattr(self, which)
             if tensor is not None:
+                # The same input can be first/step and last: safetensors refuses to save
+                # two names sharing memory, so each name gets its own copy.
+                if any(tensor is t for t in stored):
+                    tensor = tensor.clone()
+                stored.append(tensor)
                 record.tensors[f"{key}_{which}"] = tensor
 
     def remove(self) -> None:
