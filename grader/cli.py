@@ -11,7 +11,8 @@ Commands::
 
     lab3 grade SUBMISSION... --out DIR [-j N] [--timeout S] [--task-timeout S] [--memory MB]
                [--sandbox auto|bwrap|none] [--weights auto|standin|pretrained|PATH] [--force]
-    lab3 gradescope OUT.zip [--weights ...]
+               [--variant graded|practice] [--secret FILE]
+    lab3 gradescope OUT.zip [--weights ...] [--secret FILE]
     lab3 release OUT_DIR [--weights ...] [--force]
     lab3 points
 
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.results import format_points
+from grader.terminal import printable
 
 BATCH_SOURCE = Path(__file__).resolve().with_name("batch.py")
 
@@ -180,6 +182,16 @@ def build_parser() -> argparse.ArgumentParser:
                        default=defaults["tasks"],
                        help="grade only these comma-separated tasks, e.g. model,preprocessing "
                             "(for testing the grader; default: all)")
+    inputs = grade.add_argument_group("probe inputs")
+    inputs.add_argument("--variant", dest="variant", choices=("graded", "practice"),
+                        default=defaults["variant"],
+                        help="graded: inputs derived from the course secret, which students "
+                             "never saw; practice: the published inputs of pytest --impl "
+                             f"(default: {defaults['variant']})")
+    inputs.add_argument("--secret", dest="secret", metavar="FILE", default=defaults["secret"],
+                        help="the course secret of the graded variant, created on first use "
+                             "(default: $LAB3_COURSE_SECRET, else .lab3/course-secret in this "
+                             "checkout)")
     grade.add_argument("-q", "--quiet", dest="quiet", action="store_true",
                        help="no progress output, only the final table (default: off)")
     grade.set_defaults(handler=_grade)
@@ -194,6 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
                             default=zip_defaults["weights"],
                             help="weights the autograder grades with (default: "
                                  f"{zip_defaults['weights']})")
+    gradescope.add_argument("--secret", dest="secret", metavar="FILE", default=zip_defaults["secret"],
+                            help="the course secret whose graded variant the autograder "
+                                 "probes; the zip carries it (default: as for lab3 grade)")
     gradescope.add_argument("--timeout", dest="timeout", type=parse_seconds, metavar="SECONDS",
                             default=zip_defaults["timeout"],
                             help="lab3 grade --timeout on Gradescope (default: "
@@ -262,23 +277,25 @@ def _grade(args: argparse.Namespace) -> int:
     except GraderError as exc:
         print(f"lab3 grade: grader problem: {exc}", file=sys.stderr)
         return 1
-    print(result.table)
+    print(printable(result.table))
     out = Path(args.out).resolve()
     print(f"\nfeedback pages: {out}/<submission>/feedback.html; summary: {out / 'summary.csv'}; "
           f"answers: {out / 'answers.csv'} ({result.seconds:.1f} s)")
     for name, error in result.errors:
-        print(f"NOT GRADED {name}: {error}", file=sys.stderr)
+        print(printable(f"NOT GRADED {name}: {error}"), file=sys.stderr)
     return result.exit_code
 
 
 def _gradescope(args: argparse.Namespace) -> int:
     from grader.batch import GraderError
     from grader.gradescope import build_autograder_zip
+    from grader.variant import SecretError
     from grader.weights import WeightsError
 
     try:
-        path = build_autograder_zip(args.zip_path, weights=args.weights, timeout=args.timeout)
-    except WeightsError as exc:
+        path = build_autograder_zip(args.zip_path, weights=args.weights, timeout=args.timeout,
+                                    secret=args.secret)
+    except (WeightsError, SecretError) as exc:
         print(f"lab3 gradescope: error: {exc}", file=sys.stderr)
         return 2
     except GraderError as exc:

@@ -129,27 +129,30 @@ def setup_script(weights_kind: str) -> str:
 
 
 def build_autograder_zip(
-    zip_path: str | os.PathLike[str], *, weights: str = "auto", timeout: float = 600.0
+    zip_path: str | os.PathLike[str], *, weights: str = "auto", timeout: float = 600.0,
+    secret: str | None = None,
 ) -> Path:
     """Write the autograder zip to ``zip_path`` and return its path.
 
+    The autograder probes the graded variant of the course secret (``secret``: its file,
+    see :mod:`grader.variant`), like ``lab3 grade``: the zip carries the secret as
+    ``.lab3/course-secret`` and the reference's records of that variant. Instructors upload
+    the zip to Gradescope; students never see it.
+
     Raises:
         WeightsError: ``weights`` cannot be resolved.
+        SecretError: the course secret file is malformed.
         GraderError: the reference's records are neither cached nor buildable here.
     """
     from grader.batch import GraderError
-    from grader.reference_records import (
-        ReferenceUnavailable,
-        load_reference_records,
-        save_shipped,
-    )
-    from grader.settings import DEFAULT_SETTINGS
-    from grader.weights import activated, resolve_weights
+    from grader.reference_records import ReferenceUnavailable, reference_for, save_shipped
+    from grader.variant import DEFAULT_SECRET_PATH, course_settings, secret_path
+    from grader.weights import resolve_weights
 
     resolved = resolve_weights(weights)
+    settings = course_settings(secret)
     try:
-        with activated(resolved):
-            records = load_reference_records(resolved, DEFAULT_SETTINGS)
+        resolved, records = reference_for(resolved, settings)
     except ReferenceUnavailable as exc:
         raise GraderError(f"{exc}; build the zip where reference/ is installed") from exc
 
@@ -168,6 +171,11 @@ def build_autograder_zip(
         if shipped.exists():
             shutil.rmtree(shipped)
         save_shipped(records, resolved.id, shipped)
+        # The autograder's lab3 grade finds it where the checkout keeps it (hidden from the
+        # sandbox there as here).
+        bundled = source / DEFAULT_SECRET_PATH.relative_to(PROJECT_ROOT)
+        bundled.parent.mkdir(mode=0o700)
+        shutil.copyfile(secret_path(secret), bundled)
         weights_arg = resolved.kind
         if resolved.kind == "checkpoint":
             (source / "weights").mkdir()

@@ -111,7 +111,10 @@ class GradeReport:
             "extra_data": {
                 "weights": self.weights,
                 "versions": self.versions,
-                "settings": self.settings,
+                # A graded variant's inputs (photo, crop, seeds) stay with the instructor:
+                # results.json reaches students, who may submit again.
+                "settings": self.settings if self.settings.get("variant", "practice") == "practice"
+                else {"variant": self.settings["variant"]},
                 "reference_records": self.reference_records,
             },
         }

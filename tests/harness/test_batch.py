@@ -268,6 +268,15 @@ def test_results_json_has_gradescopes_shape(batch: BatchRun, name: str) -> None:
     _assert_gradescope_shape(batch.results(name))
 
 
+def test_results_json_keeps_the_graded_inputs_from_students(
+    batch: BatchRun, graded_test_settings
+) -> None:
+    # results.json reaches students, who may submit again: only the variant's name is in it.
+    assert batch.results("reference")["extra_data"]["settings"] == {
+        "variant": graded_test_settings.variant}
+    assert batch.entry("reference")["report"]["settings"] == graded_test_settings.to_dict()
+
+
 def test_hidden_checks_are_after_published(batch: BatchRun) -> None:
     hidden = {f"{c.task}::{c.name}" for t in TASKS for c in checks_of(t) if c.hidden}
     assert hidden, "the points table has no hidden check among the graded tasks"

@@ -148,6 +148,27 @@ def test_gradescope_zip_has_the_scripts_and_no_reference_code(
         subprocess.run(["bash", "-n"], input=script, text=True, check=True)
 
 
+def test_gradescope_zip_carries_the_course_secret_and_its_graded_records(
+    tmp_path: Path, fake_reference: ReferenceRecords, course_secret: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The autograder grades the graded variant, like lab3 grade: the records it ships are
+    # asked for with the graded settings of the secret it carries.
+    import grader.reference_records as reference_records
+    from grader.variant import course_settings
+
+    asked = []
+    monkeypatch.setattr(reference_records, "load_reference_records",
+                        lambda weights, settings, **kw: asked.append(settings) or fake_reference)
+    target = tmp_path / "autograder.zip"
+    assert cli.main(["gradescope", str(target), "--weights", "standin"]) == 0
+    with zipfile.ZipFile(target) as archive:
+        carried = archive.read(".lab3/course-secret")
+    assert carried == course_secret.read_bytes()
+    assert asked == [course_settings(course_secret)]
+    assert asked[0].variant.startswith("graded-")
+
+
 def fake_command(folder: Path, name: str, script: str) -> None:
     path = folder / name
     path.write_text(f"#!/bin/sh\necho \"{name} $*\" >> \"$CALLS\"\n{script}\n")
