@@ -23,8 +23,9 @@ from grader.points import CHECKS
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB_TESTS = ROOT / "tests" / "lab"
-# The venv's own `pytest` script, as the README's commands call it.
-PYTEST = Path(sys.executable).with_name("pytest")
+# The venv's own `pytest` script, as the README's commands call it (else `python -m pytest`).
+_SCRIPT = Path(sys.executable).with_name("pytest")
+PYTEST = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "pytest"]
 # load_labels written in; load_model still the stub: Task 1 scores 2/10 (labels), which
 # neither the template (0) nor the reference (10) does.
 LOAD_LABELS = '''
@@ -44,7 +45,7 @@ def pytest_env(**extra: str) -> dict[str, str]:
 
 def run_pytest(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None
                ) -> subprocess.CompletedProcess:
-    return subprocess.run([str(PYTEST), "-p", "no:cacheprovider", *args], cwd=cwd,
+    return subprocess.run([*PYTEST, "-p", "no:cacheprovider", *args], cwd=cwd,
                           env=env or pytest_env(), capture_output=True, text=True, timeout=600)
 
 
