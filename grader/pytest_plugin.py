@@ -218,25 +218,17 @@ class LabSession:
         return self._weights
 
     def reference(self):
+        """The reference's records of the practice variant, by the path `lab3 grade` takes
+        (:func:`grader.reference_records.reference_for`: a release may carry stand-in records
+        only, and other weights then fall back to the stand-in, with a note)."""
         if self._reference is None:
-            from grader.reference_records import ReferenceUnavailable, load_reference_records
-            from grader.weights import standin_weights
+            from grader.reference_records import reference_for
 
-            try:
-                self._reference = load_reference_records(self.weights, DEFAULT_SETTINGS,
-                                                         device=self.device)
-            except ReferenceUnavailable:
-                if self.weights.kind == "standin":
-                    raise
-                # A release may only carry stand-in records: compare on the stand-in.
-                self.notes.append(
-                    f"no reference records for {self.weights.id}; grading with the stand-in "
-                    "weights instead"
-                )
-                self._weights = standin_weights()
-                activate(self._weights)
-                self._reference = load_reference_records(self.weights, DEFAULT_SETTINGS,
-                                                         device=self.device)
+            weights, self._reference = reference_for(self.weights, DEFAULT_SETTINGS,
+                                                     device=self.device, notes=self.notes)
+            if weights != self._weights:
+                self._weights = weights
+                activate(weights)
         return self._reference
 
     def task_result(self, task: str) -> TaskResult:
