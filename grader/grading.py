@@ -118,7 +118,12 @@ def grade_records(
     answers_record = student.get("answers")
     answers = {}
     if answers_record is not None and isinstance(answers_record.data.get("answers"), dict):
-        answers = {str(k): str(v) for k, v in answers_record.data["answers"].items()}
+        # Only the grader's own question headings: the keys of a record are the submission's
+        # to choose, and they become answers.csv's columns.
+        from grader.tasks.answers import template_headings
+
+        given = answers_record.data["answers"]
+        answers = {h: str(given[h]) for h in template_headings() if h in given}
     return GradeReport(
         submission=submission,
         tasks=results,

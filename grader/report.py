@@ -183,17 +183,17 @@ def write_summary(out: Path, entries: list[dict[str, Any]]) -> None:
         ])
     atomic_write(out / SUMMARY_FILE, buf.getvalue())
 
-    questions: list[str] = []
-    for e in entries:
-        for q in e.get("answers", {}):
-            if q not in questions:
-                questions.append(q)
+    from grader.tasks.answers import template_headings
+
+    questions = template_headings()  # the grader's own headings, never a submission's keys
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["submission", *questions])
+    # Every cell quoted, so no separator a spreadsheet guesses (";", tab) splits an answer.
+    writer = csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_ALL)
+    writer.writerow(["submission", *(_cell(q) for q in questions)])
     for e in entries:
+        answers = e.get("answers", {}) if isinstance(e.get("answers"), dict) else {}
         writer.writerow([_cell(e["submission"]),
-                         *(_cell(e.get("answers", {}).get(q, "")) for q in questions)])
+                         *(_cell(str(answers.get(q, ""))) for q in questions)])
     atomic_write(out / ANSWERS_FILE, buf.getvalue())
 
 

@@ -97,3 +97,30 @@ def test_odd_files_do_not_crash(grade_answers, text: str) -> None:
 def test_split_answers_caps_each_answer() -> None:
     answers, _ = task.split_answers(f"## {HEADINGS[0]}\n" + "x " * 50_000, HEADINGS)
     assert len(answers[HEADINGS[0]]) == task.MAX_ANSWER_CHARS
+
+
+def test_answers_csv_columns_are_the_graders_headings_only(tmp_path: Path, check_context) -> None:
+    # A record's keys are the submission's to choose (its process writes the record); a
+    # forged key must not become a column, least of all a formula.
+    from grader.grading import grade_records
+    from grader.records import Record
+    from grader.report import write_summary
+
+    forged = {HEADINGS[0]: "=HYPERLINK(\"http://evil\")", "=cmd|' /C calc'!A0": "x",
+              HEADINGS[1]: "plain; with a separator"}
+    report = grade_records("mallory", {"answers": Record("answers", {"answers": forged})}, {},
+                           check_context, settings={}, reference_description="",
+                           tasks=["answers"])
+    assert set(report.answers) == {HEADINGS[0], HEADINGS[1]}
+    entry = {"submission": "mallory", "tasks": {}, "score": 0, "max_score": 0,
+             "status": "graded", "answers": report.answers}
+    write_summary(tmp_path, [entry])
+    import csv
+
+    with (tmp_path / "answers.csv").open(newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["submission", *HEADINGS]
+    assert rows[1][1] == "'=HYPERLINK(\"http://evil\")"
+    assert rows[1][2] == "plain; with a separator"
+    raw = (tmp_path / "answers.csv").read_text()
+    assert raw.splitlines()[1].startswith('"mallory","\'=HYPERLINK')  # every cell quoted
