@@ -173,13 +173,16 @@ def write_summary(out: Path, entries: list[dict[str, Any]]) -> None:
     tasks = task_columns(entries)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["submission", *tasks, "total", "max_score", "status", "problems"])
+    writer.writerow(["submission", *tasks, "total", "max_score", "status", "problems",
+                     "source", "sha256"])
     for e in entries:
+        source = e.get("source") if isinstance(e.get("source"), dict) else {}
         writer.writerow([
             _cell(e["submission"]),
             *(format_points(e['tasks'][t]['score']) if t in e["tasks"] else "" for t in tasks),
             format_points(e['score']), format_points(e['max_score']), e["status"],
             _cell("; ".join(e.get("problems", []))),
+            _cell(str(source.get("path", ""))), _cell(str(source.get("sha256", ""))),
         ])
     atomic_write(out / SUMMARY_FILE, buf.getvalue())
 

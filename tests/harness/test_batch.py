@@ -288,9 +288,12 @@ def test_hidden_checks_are_after_published(batch: BatchRun) -> None:
 def test_summary_csv_has_one_column_per_task(batch: BatchRun) -> None:
     with (batch.out / "summary.csv").open() as f:
         rows = list(csv.reader(f))
-    assert rows[0] == ["submission", *TASKS, "total", "max_score", "status", "problems"]
+    assert rows[0] == ["submission", *TASKS, "total", "max_score", "status", "problems",
+                       "source", "sha256"]
     by_name = {row[0]: row for row in rows[1:]}
     assert set(by_name) == {*EXPECTED, "no_such_student"}  # every SUBMISSION passed has a row
+    assert by_name["partial"][-2] == str(batch.folders["partial"].resolve())
+    assert len(by_name["partial"][-1]) == 64
     assert by_name["reference"][1:5] == ["10", "12", "0", "22"]
 
 
