@@ -58,6 +58,7 @@ from grader.implementation import (
     _extract_zip,
     _find_root,
     _has_modules,
+    submitted_notebook,
 )
 from grader.probing import ImplementationError
 from grader.records import MAX_JSON_BYTES, MAX_TENSOR_BYTES, Record, RecordError
@@ -273,19 +274,23 @@ def stage(sub: Submission, dest: Path, unpack: Path) -> list[str]:
     if sub.path is None:
         raise ImplementationError(f"{sub.spec}: nothing to grade")
     source = sub.path
-    if source.suffix.lower() == ".ipynb":
-        from grader.notebook import write_package
+    notebook = source if source.suffix.lower() == ".ipynb" else None
+    if notebook is None:
+        if source.is_file():
+            source = _extract_zip(source, unpack)
+        root = _find_root(source)
+        _refuse_linked_root(source, root)
+        # A folder or zip whose only submission file is a notebook (a Gradescope upload).
+        notebook = submitted_notebook(root)
+        if notebook is None:
+            copy_regular_files(root, dest)
+            return []
+    from grader.notebook import write_package
 
-        # Kept from here, not read back from the scratch copy: the child can write there.
-        notes = write_package(source, unpack / "notebook")
-        copy_regular_files(unpack / "notebook", dest)
-        return notes
-    if source.is_file():
-        source = _extract_zip(source, unpack)
-    root = _find_root(source)
-    _refuse_linked_root(source, root)
-    copy_regular_files(root, dest)
-    return []
+    # Kept from here, not read back from the scratch copy: the child can write there.
+    notes = write_package(notebook, unpack / "notebook")
+    copy_regular_files(unpack / "notebook", dest)
+    return notes
 
 
 def _refuse_linked_root(source: Path, root: Path) -> None:

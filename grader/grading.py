@@ -29,6 +29,9 @@ def probe_task(task: str, ctx: ProbeContext) -> Record:
             "traceback": _student_traceback(exc)[-4000:],
         })
     record.task = task
+    locations = getattr(ctx.impl, "locations", None)
+    if locations is not None:  # a notebook: lets the checks' messages name its cells
+        record.data["notebook_locations"] = locations.to_dict()
     return record
 
 
@@ -45,9 +48,14 @@ def check_task(
     include_hidden: bool = True,
 ) -> TaskResult:
     """Every check of ``task``; whatever goes wrong becomes a failed check with a message."""
+    from grader.notebook import NotebookLocations
+
     module = task_module(task)
     result = TaskResult(task=task)
     failure = _task_failure(task, student, reference)
+    # Checks speak of model.py, ...; a notebook's student reads of their cells instead.
+    locations = NotebookLocations.from_dict(student.data.get("notebook_locations")) \
+        if student is not None else None
     for spec in checks_of(task, include_hidden=include_hidden):
         if failure is not None:
             outcome = Outcome(0.0, failure)
@@ -58,7 +66,7 @@ def check_task(
             name=spec.name,
             score=round(spec.points * outcome.fraction, 4),
             max_score=spec.points,
-            message=outcome.message,
+            message=locations.localize(outcome.message) if locations else outcome.message,
             passed=outcome.passed,
             hidden=spec.hidden,
         ))

@@ -150,7 +150,8 @@ def reference_for(
         if weights.kind == "standin":
             raise
     if notes is not None:
-        notes.append(f"no reference records for {weights.id}; graded with the stand-in weights")
+        notes.append(f"no reference records for {weights.id}; grading with the stand-in weights "
+                     "instead")
     standin = standin_weights()
     with activated(standin):
         return standin, load_reference_records(standin, settings, device=device)

@@ -615,3 +615,48 @@ def test_lab3_grade_takes_notebooks_and_names_them_after_the_file(
     results = json.loads((out / notebook.stem / "results.json").read_text())
     assert results["score"] == results["max_score"] == 10
     assert "notebook: " in results["output"]
+
+
+# --------------------------------------------------------------------------- check messages
+
+
+def _cell_defining(path: Path, name: str) -> int:
+    cells = json.loads(path.read_text())["cells"]
+    return max(i for i, c in enumerate(cells, 1) if f"def {name}(" in "".join(c["source"]))
+
+
+def test_check_messages_name_the_notebook_cell_not_the_module(
+    generated: dict[str, Path], grade_impl
+) -> None:
+    graded = grade_impl(generated["student"], tasks=["model"])
+    cell = _cell_defining(generated["student"], "load_model")
+    message = graded.check("model", "architecture").message
+    assert message.startswith(f"Task 1: load_model in student.ipynb (cell {cell}): not implemented")
+    assert ".py" not in message
+
+
+def test_lab3_grade_messages_name_the_notebook_cell(generated: dict[str, Path],
+                                                    tmp_path: Path) -> None:
+    from grader.cli import main
+
+    out = tmp_path / "grades"
+    assert main(["grade", str(generated["student"]), "--out", str(out), "--tasks", "model",
+                 "-q"]) == 0
+    tests = json.loads((out / "student" / "results.json").read_text())["tests"]
+    cell = _cell_defining(generated["student"], "load_model")
+    assert all("student.ipynb (cell " in t["output"] and "model.py" not in t["output"]
+               for t in tests), [t["output"] for t in tests]
+    assert any(f"load_model in student.ipynb (cell {cell})" in t["output"] for t in tests)
+
+
+def test_lab3_grade_keeps_the_notes_of_a_notebook_in_a_folder(realistic: tuple[Path, Path],
+                                                             tmp_path: Path) -> None:
+    from grader.cli import main
+
+    folder = tmp_path / "jan"
+    folder.mkdir()
+    shutil.copy(realistic[0], folder / "lab3.ipynb")
+    out = tmp_path / "grades"
+    assert main(["grade", str(folder), "--out", str(out), "--tasks", "model", "-q"]) == 0
+    output = json.loads((out / "jan" / "results.json").read_text())["output"]
+    assert "notebook: " in output and "syntax error" in output, output
