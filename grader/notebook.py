@@ -56,14 +56,13 @@ import tempfile
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from grader.points import TASKS
 from grader.probing import ImplementationError
 from grader.tasks.answers import ANSWER_PROMPT
 
-if TYPE_CHECKING:
-    from grader.weights import ResolvedWeights
+# Re-exported: the generated notebook and the tests import them from here.
+from grader.weights import STANDIN_CAPTION, mark_standin  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE_DIR = ROOT / "student_template"
@@ -319,29 +318,6 @@ DEMO_CELLS: dict[str, str] = {
         needs=("model", "x_small", "target", "image01"),
     ),
 }
-
-STANDIN_CAPTION = "stand-in weights: not ImageNet predictions"
-
-
-def mark_standin(fig: object, weights: ResolvedWeights) -> object:
-    """Say in ``fig`` itself that it was drawn with the stand-in weights; returns ``fig``.
-
-    A line :data:`STANDIN_CAPTION` is added under the figure's suptitle (or becomes it).
-    Nothing changes for other weights, for what is not a matplotlib Figure, or when the
-    line is already there.
-    """
-    from matplotlib.figure import Figure
-
-    if weights.kind != "standin" or not isinstance(fig, Figure):
-        return fig
-    title = fig._suptitle.get_text() if fig._suptitle is not None else ""
-    if STANDIN_CAPTION not in title:
-        if title:
-            fig._suptitle.set_text(f"{title}\n{STANDIN_CAPTION}")
-        else:
-            fig.suptitle(STANDIN_CAPTION, color="tab:red")
-    return fig
-
 
 # --------------------------------------------------------------------------- generating
 

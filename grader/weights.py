@@ -448,3 +448,28 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+STANDIN_CAPTION = "stand-in weights: not ImageNet predictions"
+
+
+def mark_standin(fig: object, weights: ResolvedWeights) -> object:
+    """Say in ``fig`` itself that it was drawn with the stand-in weights; returns ``fig``.
+
+    A line :data:`STANDIN_CAPTION` is added under the figure's suptitle (or becomes it), so a
+    figure shown or saved away from its context (``python -m reference``'s PNGs, the
+    notebook) never passes stand-in predictions off as ImageNet ones. Nothing changes for
+    other weights, for what is not a matplotlib Figure, or when the line is already there.
+    """
+    from matplotlib.figure import Figure
+
+    if weights.kind != "standin" or not isinstance(fig, Figure):
+        return fig
+    # fig._suptitle: get_suptitle() needs matplotlib 3.8, pyproject allows 3.7.
+    title = fig._suptitle.get_text() if fig._suptitle is not None else ""
+    if STANDIN_CAPTION not in title:
+        if title:
+            fig._suptitle.set_text(f"{title}\n{STANDIN_CAPTION}")
+        else:
+            fig.suptitle(STANDIN_CAPTION, color="tab:red")
+    return fig

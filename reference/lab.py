@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +26,9 @@ from .comparison import compare_attributions, plot_comparison
 from .filters import plot_filter_grid
 from .integrated_gradients import integrated_gradients
 from .noise_tunnel import noise_tunnel_all
+
+if TYPE_CHECKING:
+    from grader.weights import ResolvedWeights
 
 IMAGES_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "images"
 
@@ -128,7 +132,7 @@ def run_lab(
     resolved = resolve_weights(weights)
     print(resolved.describe(), flush=True)
     run = LabRun(out, resolved.describe(), device, quick, _versions())
-    lab = _Lab(run, QUICK if quick else FULL)
+    lab = _Lab(run, QUICK if quick else FULL, resolved)
     bar = tqdm(lab.tasks(), desc="lab3", unit="task", disable=not progress)
     # activated: models.resnet34(weights=IMAGENET1K_V1) loads the resolved weights
     # offline; the caller's TORCH_HOME comes back afterwards.
@@ -164,9 +168,10 @@ def _timed(run: LabRun, name: str, task: Callable[[], None]) -> None:
 class _Lab:
     """State shared by the tasks of one run (model, photos, the explained image)."""
 
-    def __init__(self, run: LabRun, settings: Settings) -> None:
+    def __init__(self, run: LabRun, settings: Settings, weights: ResolvedWeights) -> None:
         self.run = run
         self.settings = settings
+        self.weights = weights
         self.device = torch.device(run.device)
 
     def tasks(self) -> list[tuple[str, Callable[[], None]]]:
@@ -276,6 +281,9 @@ class _Lab:
         self._save(fig, "task9_comparison.png", "Task 9")
 
     def _save(self, fig: Figure, name: str, task: str) -> None:
+        from grader.weights import mark_standin
+
+        mark_standin(fig, self.weights)  # the PNG says so when it is the stand-in's
         fig.savefig(self.run.out_dir / name, dpi=100)
         self.run.files[task] = name
 

@@ -110,3 +110,23 @@ def test_bad_option_exits_2(argv, capsys):
         main(argv)
     assert exit_info.value.code == 2
     assert argv[0] in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["standin", "pretrained"])
+def test_saved_figures_say_when_the_weights_are_the_standin(tmp_path: Path, kind: str) -> None:
+    # A PNG of python -m reference is seen away from summary.md: it must say itself that
+    # its predictions are the stand-in's, not ImageNet classes.
+    from matplotlib.figure import Figure
+
+    from grader.weights import STANDIN_CAPTION, ResolvedWeights
+    from reference.lab import FULL, LabRun, _Lab
+
+    weights = ResolvedWeights(kind=kind, path=tmp_path / "w.pth", sha256="0" * 64)
+    lab = _Lab(LabRun(tmp_path, "", "cpu", True, {}), FULL, weights)
+    fig = Figure()
+    fig.suptitle("Task 3: predictions")
+    lab._save(fig, "task3_predictions.png", "Task 3")
+    title = fig._suptitle.get_text()
+    assert (STANDIN_CAPTION in title) == (kind == "standin")
+    assert title.startswith("Task 3: predictions")
+    assert (tmp_path / "task3_predictions.png").is_file()
