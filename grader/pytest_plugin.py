@@ -87,7 +87,7 @@ def pytest_load_initial_conftests(
 
     - Where pytest read another configuration file (or none: a student's own folder), the
       lab's ``addopts`` go first on the command line (``--import-mode=importlib``,
-      ``-m "not slow"``, ...), so the user's own options still win.
+      ``-m "not slow and not scale"``, ...), so the user's own options still win.
     - Without test paths, the lab's tests are the test path, and pytest loads their
       ``conftest.py`` files as initial conftests (one found later while collecting could
       not hold ``pytest_plugins``).

@@ -227,7 +227,7 @@ def probe_settings(cwd: Path, *args: str) -> dict:
 def test_impl_from_outside_runs_with_the_projects_pytest_settings(outside: Path) -> None:
     inside = probe_settings(ROOT, "--impl", str(outside / "alice"))
     away = probe_settings(outside / "cwd", "--impl", "../alice")
-    assert inside["importmode"] == "importlib" and inside["markexpr"] == "not slow"
+    assert inside["importmode"] == "importlib" and inside["markexpr"] == "not slow and not scale"
     assert "harness" in inside["markers"] and len(inside["items"]) == len(CHECKS)
     assert away == inside
 
