@@ -73,7 +73,8 @@ def compare_attributions(
         inputs: preprocessed image ``(1, 3, H, W)`` float32, on the model's device.
         target: class index whose logit is explained.
         n_steps: integration steps for the path methods (IG steps, GradientShap samples).
-        seed: seeds the random algorithms (e.g. GradientShap) when given.
+        seed: seeds torch's and numpy's generators (Captum's GradientShap draws with
+            numpy) when given.
 
     Returns:
         ``{algorithm name: attributions}``, each a float32 tensor shaped like

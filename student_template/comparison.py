@@ -19,7 +19,8 @@ def compare_attributions(
     Args:
         inputs: preprocessed image ``(1, 3, H, W)``.
         n_steps: integration steps for the path methods.
-        seed: seeds the random algorithms (e.g. GradientShap) when given.
+        seed: seeds torch's and numpy's generators (Captum's GradientShap draws with
+            numpy) when given.
 
     Returns:
         ``{algorithm name: attributions}``, each a float32 tensor shaped like

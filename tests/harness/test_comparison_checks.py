@@ -68,6 +68,13 @@ def _instead_of_deconvolution(name: str, expression: str, before: str = "") -> s
 
 GRADIENT_SHAP = ("GradientShap(model).attribute(inputs, baselines=torch.randn(8, "
                  "*inputs.shape[1:]), n_samples=n_steps, target=target)")
+# Zero and input baselines (the Captum tutorial's): correlates with IG whatever the seed.
+GRADIENT_SHAP_ZERO = ("GradientShap(model).attribute(inputs, baselines=torch.cat([inputs * 0, "
+                      "inputs]), n_samples=20, stdevs=0.05, target=target)")
+OCCLUSION_8 = ("Occlusion(model).attribute(inputs, sliding_window_shapes=(3, 8, 8), "
+               "strides=(3, 4, 4), target={target}, baselines={baseline})")
+BLURRED = ("    blurred = torch.nn.functional.avg_pool2d(inputs, 7, 1, 3, "
+           "count_include_pad=False)\n")
 SEEDED = "    torch.manual_seed(seed)\n    np.random.seed(seed)\n"
 
 # Each wrong implementation: (source appended to comparison.py,
@@ -133,7 +140,8 @@ WRONG = {
               "method='riemann_trapezoid')\n"
               "    return {'IntegratedGradients': a, 'GradientShap': b, 'Occlusion': c,\n"
               "            'Saliency': b * 1.5, 'DeepLift': c.clone()}\n"),
-        {"algorithms": "did not change with another seed", "outputs": GATED, "figure": GATED},
+        {"algorithms": "'GradientShap' (GradientShap) was the same map in three calls",
+         "outputs": GATED, "figure": GATED},
         {"algorithms": 1 / 5, "outputs": 0.0, "figure": 0.0},
     ),
     "hard_coded_class": (
@@ -159,16 +167,54 @@ WRONG = {
         {"algorithms": "n_steps=", "outputs": GATED, "figure": GATED},
         {"algorithms": 4 / 5, "outputs": 0.0, "figure": 0.0},
     ),
+    # An honest GradientShap that is not reproducible counts as an algorithm (the grader
+    # judges it by content) and loses the secondary `outputs` point for reproducibility.
     "ignores_seed_unseeded": (
-        _instead_of_deconvolution("GradientShap", GRADIENT_SHAP),
-        {"algorithms": "changed between two calls with the same seed", "outputs": GATED,
+        _instead_of_deconvolution("GradientShap", GRADIENT_SHAP_ZERO),
+        {"outputs": "changed between two calls with the same seed: seed numpy too"},
+        {"outputs": 4 / 5},
+    ),
+    "seeds_torch_only": (
+        # Captum's GradientShap draws with numpy: torch.manual_seed alone repeats nothing.
+        _instead_of_deconvolution("GradientShap", GRADIENT_SHAP_ZERO,
+                                  "    torch.manual_seed(seed)\n"),
+        {"outputs": "np.random.seed(seed)"},
+        {"outputs": 4 / 5},
+    ),
+    "ignores_seed_hard_coded": (
+        # Never changes: cannot be told from a deterministic path method filed under the name.
+        _instead_of_deconvolution("GradientShap", GRADIENT_SHAP_ZERO,
+                                  "    torch.manual_seed(0)\n    np.random.seed(0)\n"),
+        {"algorithms": "was the same map in three calls", "outputs": GATED, "figure": GATED},
+        {"algorithms": 4 / 5, "outputs": 0.0, "figure": 0.0},
+    ),
+    "ig_filed_as_gradient_shap_with_noise_per_call": (
+        # Random, but IG up to noise far below the agreement tolerance.
+        _instead_of_deconvolution("GradientShap", "IntegratedGradients(model).attribute("
+                                  "inputs, target=target, n_steps=n_steps) * (1 + 1e-5 * "
+                                  "torch.randn(()))"),
+        {"algorithms": "is Integrated Gradients with a zero baseline", "outputs": GATED,
          "figure": GATED},
         {"algorithms": 4 / 5, "outputs": 0.0, "figure": 0.0},
     ),
-    "ignores_seed_hard_coded": (
-        _instead_of_deconvolution("GradientShap", GRADIENT_SHAP,
-                                  "    torch.manual_seed(0)\n    np.random.seed(0)\n"),
-        {"algorithms": "did not change with another seed", "outputs": GATED, "figure": GATED},
+    "random_map_filed_as_gradient_shap": (
+        _instead_of_deconvolution("GradientShap", "torch.randn_like(inputs)"),
+        {"algorithms": "graded by hand", "outputs": GATED, "figure": GATED},
+        {"algorithms": 4 / 5, "outputs": 0.0, "figure": 0.0},
+    ),
+    "occlusion_of_class_0": (
+        _instead_of_deconvolution("Occlusion", OCCLUSION_8.format(target=0, baseline=0.0)),
+        {"algorithms": "is Captum's Occlusion of class 0", "outputs": GATED, "figure": GATED},
+        {"algorithms": 4 / 5, "outputs": 0.0, "figure": 0.0},
+    ),
+    "occlusion_blurred_baseline_graded_by_hand": (
+        # Honest, but the grader cannot recompute a blurred baseline: listed for the
+        # instructor (graded by hand), never failed silently.
+        _instead_of_deconvolution("Occlusion", OCCLUSION_8.format(target="target",
+                                                                  baseline="blurred"),
+                                  BLURRED),
+        {"algorithms": "neither a zero nor a constant baseline explains its values",
+         "outputs": GATED, "figure": GATED},
         {"algorithms": 4 / 5, "outputs": 0.0, "figure": 0.0},
     ),
     "unrecognised_name": (
@@ -181,7 +227,8 @@ WRONG = {
 }
 # More of the same kind of mistake: run in the full suite, left out of `-m 'not slow'`.
 SLOW = frozenset({"scaled_copies", "channel_summed_maps", "figure_missing_panels",
-                  "numpy_maps", "unrecognised_name"})
+                  "numpy_maps", "unrecognised_name", "ig_filed_as_gradient_shap_with_noise_per_call",
+                  "occlusion_of_class_0", "occlusion_blurred_baseline_graded_by_hand"})
 
 # Honest rewrites: other algorithms, names, windows, layers and seeds the handout allows.
 TUTORIAL = '''
@@ -242,12 +289,25 @@ HONEST = {
         "nt_type='smoothgrad', stdevs=0.15, target=target)", SEEDED),
     "gradient_shap_noise_baselines": _instead_of_deconvolution(
         "gradient_shap", GRADIENT_SHAP, SEEDED),
+    "gradient_shap_blurred_baseline_seeded": _instead_of_deconvolution(
+        "GradientShap", "GradientShap(model).attribute(inputs, baselines=blurred, "
+        "n_samples=10, stdevs=0.1, target=target)", SEEDED + BLURRED),
+    "gradient_shap_zero_baseline_5_samples": _instead_of_deconvolution(
+        "Gradient SHAP", "GradientShap(model).attribute(inputs, baselines=inputs * 0, "
+        "n_samples=5, target=target)", SEEDED),
+    "occlusion_mean_baseline": _instead_of_deconvolution(
+        "Occlusion", OCCLUSION_8.format(target="target", baseline="inputs.mean().item()")),
+    "occlusion_minus_one_baseline_per_channel": _instead_of_deconvolution(
+        "Occlusion", "Occlusion(model).attribute(inputs, sliding_window_shapes=(1, 6, 6), "
+        "strides=(1, 3, 3), target=target, baselines=-1.0)"),
     "integrated_gradients_short_name": _instead_of_deconvolution(
         "IG", "IntegratedGradients(model).attribute(inputs, target=target, n_steps=n_steps, "
         "internal_batch_size=3)"),
 }
 SLOW_HONEST = frozenset({"occlusion_per_channel_4", "occlusion_6_by_10",
-                         "grad_cam_conv_no_relu_one_channel"})
+                         "grad_cam_conv_no_relu_one_channel",
+                         "occlusion_minus_one_baseline_per_channel",
+                         "gradient_shap_zero_baseline_5_samples"})
 
 
 @pytest.fixture(params=VARIANTS)
