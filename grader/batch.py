@@ -185,7 +185,11 @@ def find_submissions(specs: Sequence[str], out: Path | None = None) -> list[Subm
                 problem = (f"{path.name}: expected a folder, a .zip or a .ipynb, "
                            "got another kind of file")
             path = path.resolve()
-        digest = _content_digest(path) if path is not None and problem is None else ""
+        if path is not None and path.is_symlink():
+            # Refused, but a row like any other: a rerun skips it while the link is unchanged.
+            digest = hashlib.sha256(f"symlink:{os.readlink(path)}".encode()).hexdigest()
+        else:
+            digest = _content_digest(path) if path is not None else ""
         found.append(Submission(spec, base, path, problem, missing, digest))
     _assign_names(found, out)
     return found
