@@ -22,8 +22,8 @@ Probe
 
 Checks
     ``agreement`` (the main value check): ``"main"`` and ``"alt"`` each equal the
-    reference's (same inputs and arguments) to ``rtol`` :data:`RTOL`, ``atol``
-    :data:`ATOL_FRACTION` x max |reference|; half the points each.
+    reference's (same inputs and arguments) up to float noise: relative L2 error at most
+    :data:`MAP_RTOL` (:func:`agree`); half the points each.
     ``completeness``: per call (half each), ``|sum(attr) - (F(x) - F(b))|`` within
     :data:`COMPLETENESS_RTOL` of ``|F(x) - F(b)|`` plus the reference's own error, F being
     the target logit of the grader's model; and the map must be an IG map, not a sum spread
@@ -34,22 +34,28 @@ Checks
     ``"alt"`` larger than its ``internal_batch_size`` (1/3).
     ``default_baseline``: the ``baselines=None`` result equals the reference's (zeros).
 
-Why each value separates right from wrong (measured on the stand-in weights at 64 px;
-the mistakes are in tests/harness/test_integrated_gradients_checks.py):
+Why each value separates right from wrong (measured on the stand-in weights at 64 px,
+the practice variant and 16 graded ones; errors are relative L2 errors of the map; the
+mistakes, with each one's whole score, are in tests/harness/test_integrated_gradients_checks.py):
     - recomputing the same algorithm (another ``internal_batch_size``, one step per pass,
-      float64) changes values by <1e-5 of their maximum: far inside 1e-3;
-    - ``n_steps`` ignored (50 steps) vs 5-8 steps: >0.1 of the maximum (6 vs 24 steps,
-      measured: 0.15-0.25); ``method`` ignored (``gausslegendre`` instead of a Riemann rule
-      at 12 steps): >4e-2 (trapezoid 0.12-0.21, midpoint 0.05-0.15);
+      float64) changes a map by <1e-6, except where a point of the path sits at a ReLU's
+      kink (3 of the first 10 variants measured, practice included): then up to a few
+      hundred values move by up to 2e-2 of the map's maximum, and the map by up to 6e-3:
+      inside :data:`MAP_RTOL` (2e-2), where an elementwise tolerance of 1e-3 of the
+      maximum failed these honest rewrites;
+    - ``n_steps`` ignored (50 steps) vs 5-8 Gauss-Legendre steps: >0.1; one step more or
+      less, 50 steps or another rule (``method`` ignored) in the 10-13-step Riemann call:
+      >5e-2;
     - a target of rank 2-10 instead of the argmax, or the other call's target: the maps
       differ by more than their own size (relative error >0.5), and the sum misses F's gap
       by far more than 10%;
     - zero baselines instead of the constant (|const| 0.5-1.0) or the blurred input: the
-      gap F(x) - F(b) changes by tens of percent, the maps everywhere;
-    - a constant map with the right sum has cosine similarity <0.04 with IG's map, the
-      argmax's map <0.3, Saliency <0.4, zero baselines <0.7 (honest maps at other steps or
+      gap F(x) - F(b) changes by 8-20% (constant) or twice (blurred), the map everywhere
+      (relative error >0.85);
+    - a constant map with the right sum has cosine similarity <0.03 with IG's map, the
+      argmax's map <0.4, Saliency <0.4, zero baselines <0.7 (honest maps at other steps or
       rules: >0.97), so completeness pays none of them (:data:`MIN_COSINE` 0.9);
-    - the reference's own completeness error is up to 15% at these step counts (measured),
+    - the reference's own completeness error is up to 23% at these step counts (measured),
       hence the allowance of 10% of the gap on top of it.
 """
 
@@ -64,7 +70,6 @@ from grader.checking import (
     CheckContext,
     CheckFailed,
     Outcome,
-    close,
     partial,
     passed,
     require_call,
@@ -80,12 +85,16 @@ POINTER = "Task 6: integrated_gradients in integrated_gradients.py"
 COMPLETENESS_RTOL = 0.1
 # Cosine similarity with the reference's map below which a map is not Integrated
 # Gradients of the given target and baseline (measured: a constant map with the right
-# sum <0.04, the argmax <0.3, zero baselines <0.7; IG at other steps or rules >0.97).
+# sum <0.03, the argmax <0.4, zero baselines <0.7; IG at other steps or rules >0.97).
 MIN_COSINE = 0.9
-# Agreement: the same algorithm recomputed differs by <1e-5 of the map's maximum;
-# another step count or integration rule by >4e-2.
-RTOL = 1e-3
-ATOL_FRACTION = 1e-3
+# Agreement: ||attributions - reference|| / ||reference|| (L2 over the whole map) at most
+# this. The same algorithm recomputed (float64, other batches) moves a map by <1e-6 of it,
+# except where a point of the path sits at a ReLU's kink: one gradient of one step flips
+# and up to a few hundred values move by up to 2e-2 of the map's maximum, 6e-3 of its
+# norm (measured: 3 of 10 variants; the elementwise tolerance 1e-3 of the maximum used
+# before failed those honest rewrites). One step more or less, another rule, 50 steps:
+# >5e-2 of the norm.
+MAP_RTOL = 2e-2
 # The student's delta may differ from sum(attr) - (F(x) - F(b)) by this much (of |gap|):
 # float32 sums and forward passes of another batch size differ by ~1e-6 of it.
 DELTA_RTOL = 1e-3
@@ -123,6 +132,22 @@ def probe_parameters(settings: ProbeSettings) -> dict[str, Any]:
         "method": rng.choice(METHODS),
         "batch": rng.randint(*BATCH),
     }
+
+
+def agree(actual: torch.Tensor, expected: torch.Tensor, *, what: str) -> Outcome:
+    """Whether a map is the reference's up to float noise: relative L2 error at most
+    :data:`MAP_RTOL` (robust to the few values a ReLU kink moves, see there)."""
+    if tuple(actual.shape) != tuple(expected.shape):
+        return Outcome(0.0, f"{what}: shape {tuple(actual.shape)}, expected "
+                            f"{tuple(expected.shape)}")
+    a, e = actual.detach().double(), expected.detach().double()
+    norm = float(e.norm())
+    error = float((a - e).norm()) / norm if norm > 0 else float((a - e).norm())
+    largest = float((a - e).abs().max())
+    if error <= MAP_RTOL:  # False for NaN
+        return passed(f"{what} matches the reference (relative error {error:.1e})")
+    return Outcome(0.0, f"{what} differs from the reference: relative error {error:.3g} "
+                        f"(allowed {MAP_RTOL:g}; max abs diff {largest:.3g})")
 
 
 def blurred(inputs: torch.Tensor, size: int) -> torch.Tensor:
@@ -245,8 +270,7 @@ def _agrees(student: Record, reference: Record, key: str) -> Outcome:
     except CheckFailed as exc:
         return Outcome(0.0, str(exc))
     expected = _attributions(reference, key, reference)
-    return close(attr, expected, rtol=RTOL, atol=ATOL_FRACTION * float(expected.abs().max()),
-                 what=_describe(reference, key))
+    return agree(attr, expected, what=_describe(reference, key))
 
 
 def _require_agreement(student: Record, reference: Record) -> None:

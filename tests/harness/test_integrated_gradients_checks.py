@@ -4,9 +4,10 @@ on the practice variant and on a graded one."""
 from __future__ import annotations
 
 import pytest
+import torch
 
 from grader.settings import DEFAULT_SETTINGS
-from grader.tasks.integrated_gradients import probe_parameters
+from grader.tasks.integrated_gradients import MAP_RTOL, agree, probe_parameters
 from tests.harness.hostile import HOSTILE_CLASSES, params
 
 # Variants call Captum as students do; its note on inputs without requires_grad is noise here.
@@ -128,6 +129,23 @@ WRONG = {
     ),
 }
 
+# The catalog: each wrong implementation's whole Task 6 score (of 16), on every variant.
+# A value mistake keeps only what its maps still earn honestly (IG at 50 steps or with
+# Gauss-Legendre is still complete: 5); a secondary mistake costs its own check only.
+SCORES = {
+    "argmax_target": 0.0,
+    "target_plus_one": 0.0,
+    "baselines_ignored": 0.0,
+    "n_steps_ignored": 5.0,           # completeness
+    "method_ignored": 13.0,           # half of agreement (the "main" call)
+    "saliency": 0.0,
+    "constant_map_right_sum": 0.0,
+    "default_baseline_ones": 14.0,    # all but default_baseline
+    "internal_batch_size_ignored": 15.0,  # a third of output_format
+    "no_delta": 14.0,                 # two thirds of output_format
+    "made_up_delta": 14.0,            # two thirds of output_format
+}
+
 PRELUDE = HOSTILE_CLASSES + '''
 
 def integrated_gradients(model, inputs, target, **kwargs):
@@ -185,6 +203,12 @@ def test_wrong_implementation_loses_its_points(grade_variant, settings, variant:
         assert words in check.message, check
     for name in set(FULL) - set(failing):
         assert graded.check(TASK, name).score == FULL[name]
+    assert graded.score(TASK) == pytest.approx(SCORES[variant], abs=0.01), \
+        graded.results[TASK].checks
+
+
+def test_every_wrong_implementation_has_its_score() -> None:
+    assert set(SCORES) == set(WRONG)
 
 
 @pytest.mark.parametrize("variant", ["argmax_target", "saliency", "constant_map_right_sum"])
@@ -229,3 +253,18 @@ def test_other_tasks_keep_their_points(grade_variant) -> None:
     assert graded.score(TASK) == 0
     assert graded.score("attribution_viz") == graded.max_score("attribution_viz")
     assert graded.score("noise_tunnel") == graded.max_score("noise_tunnel")
+
+
+def test_agreement_forgives_a_relu_kink_not_another_map() -> None:
+    """A point of the path at a ReLU's kink moves a few hundred values of an honest rewrite's
+    map by up to 2e-2 of its maximum (float64, other batches; measured, see the module); a
+    map of another step count or rule differs everywhere, by >5e-2 of its norm."""
+    generator = torch.Generator().manual_seed(0)
+    reference = torch.randn(1, 3, 64, 64, generator=generator)
+    kink = reference.clone()
+    kink.view(-1)[:300] += 2e-2 * reference.abs().max()
+    assert agree(kink, reference, what="kink").passed
+    spread = reference + 5e-2 * torch.randn(reference.shape, generator=generator)
+    outcome = agree(spread, reference, what="another map")
+    assert not outcome.passed and f"allowed {MAP_RTOL:g}" in outcome.message
+    assert not agree(torch.full_like(reference, float("nan")), reference, what="nan").passed

@@ -109,6 +109,30 @@ WRONG = {
                       "    return IntegratedGradients(model).attribute(inputs,\n"),
         {"agreement": "differs", **GATED},
     ),
+    # No algorithm behind it: noise shaped like the input.
+    "random_map": (
+        "\n\ndef noise_tunnel(model, inputs, target, **kwargs):\n"
+        "    return torch.randn_like(inputs)\n",
+        {"agreement": "differs", "zero_noise": "differs", **GATED},
+    ),
+}
+
+# The catalog: each wrong implementation's whole Task 8 score (of 12), on every variant.
+# zero_noise (stdevs=0: plain IG) is the seed's and the tunnel's own business only: a
+# student who ignores the seed or skips the tunnel still computes it right.
+SCORES = {
+    "nt_samples_fixed": 4.67,   # the 2-sample call agrees (5/3) and zero_noise (3)
+    "seed_ignored": 3.0,        # zero_noise
+    "seed_hard_coded": 3.0,     # zero_noise
+    "extra_random_draw": 3.0,   # zero_noise
+    "saliency_inside": 0.0,
+    "stdevs_ignored": 0.0,
+    "nt_type_ignored": 8.67,    # the smoothgrad call (5/3), nt_samples (4), zero_noise (3)
+    "n_steps_ignored": 0.0,
+    "baselines_ignored": 0.0,
+    "argmax_target": 0.0,
+    "no_tunnel": 3.0,           # zero_noise
+    "random_map": 0.0,
 }
 
 PRELUDE = HOSTILE_CLASSES + '''
@@ -182,6 +206,12 @@ def test_wrong_implementation_loses_its_points(grade_variant, settings, variant:
         assert words in check.message, check
     for name in set(FULL) - set(failing):
         assert graded.check(TASK, name).score == FULL[name]
+    assert graded.score(TASK) == pytest.approx(SCORES[variant], abs=0.01), \
+        graded.results[TASK].checks
+
+
+def test_every_wrong_implementation_has_its_score() -> None:
+    assert set(SCORES) == set(WRONG)
 
 
 def test_arguments_differ_from_what_an_ignoring_student_uses(graded_test_settings) -> None:
