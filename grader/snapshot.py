@@ -29,6 +29,8 @@ VOLATILE_KEYS = frozenset(
     {"seconds", "traceback", "pixel_std", "size", "path", "bytes", "width", "height"}
 )
 RENDERED_SUFFIXES = ("_png", "_thumbnail")
+# Text stored as bytes whose content varies run to run: torchviz names DOT nodes by id().
+VOLATILE_TENSORS = frozenset({"graph_source"})
 MAP_SIDE = 4
 
 
@@ -39,6 +41,9 @@ def summarize_record(record: Record) -> dict[str, Any]:
         tensor = record.tensors[name]
         if name.endswith(RENDERED_SUFFIXES):
             tensors[name] = {"rendered": True}  # pixels differ by font build: facts suffice
+            continue
+        if name in VOLATILE_TENSORS:
+            tensors[name] = {"volatile": True}
             continue
         tensors[name] = summarize_tensor(tensor)
     return {"task": record.task, "data": _strip(record.data), "tensors": tensors}
