@@ -435,14 +435,15 @@ def _figures(task: str, student: Record | None, reference: Record | None,
                        " |reference| and |yours − reference|, summed over channels, on the same "
                        "colour scale")
             blocks.append('<div class="pair">' + _figure(
-                f"fig-{task}-{i}", _diff_map(s, r), f"difference map {name}", caption,
-                standin, back) + "</div>")
+                f"fig-{task}-{i}", _diff_map(s, r), caption, caption, standin, back)
+                + "</div>")
             continue
         cells = []
         for who, tensors in (("yours", stu_tensors), ("reference", ref_tensors)):
             caption = figure_caption(task, name, who, reference) or name
+            # The alt text is the caption: words, for a screen reader too, not a tensor name.
             cells.append(_figure(f"fig-{task}-{i}-{who}", _picture_png(tensors.get(name)),
-                                 f"{who} {name}", caption, standin, back))
+                                 caption, caption, standin, back))
         blocks.append(f'<div class="pair">{"".join(cells)}</div>')
     if blocks:
         blocks.insert(0, f'<h3 id="{back}">Your figures beside the reference\'s</h3>'

@@ -374,8 +374,9 @@ def test_full_reference_gets_100_through_lab3_grade(tmp_path: Path) -> None:
     assert template["score"] == 0
     assert all(t["output"] for t in template["tests"])
     page = (out / "reference" / "feedback.html").read_text()
-    assert 'alt="yours grid_png"' in page and 'alt="reference grid_png"' in page
-    assert 'alt="difference map zeros_attr"' in page
+    assert 'alt="Task 5: your grid of filter visualisations' in page
+    assert 'alt="Task 5: the reference&#x27;s grid of filter visualisations' in page
+    assert 'alt="Task 6: Integrated Gradients from a constant baseline' in page
 
 
 @pytest.mark.slow

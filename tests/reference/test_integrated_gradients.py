@@ -32,9 +32,10 @@ def logit(model, x, target):
         return model(x)[:, target]
 
 
-# The trapezoid rule converges slowest on a ReLU network's piecewise integrand.
+# The trapezoid rule converges slowest on a ReLU network's piecewise integrand, and Captum's
+# trapezoid weights sum to 1 - 1/n: 256 steps keep that bias (0.4%) well inside 1%.
 @pytest.mark.parametrize(
-    ("method", "n_steps"), [("gausslegendre", 64), ("riemann_middle", 64), ("riemann_trapezoid", 128)]
+    ("method", "n_steps"), [("gausslegendre", 64), ("riemann_middle", 64), ("riemann_trapezoid", 256)]
 )
 def test_completeness(trusted_model, inputs, target, method, n_steps):
     _, delta = integrated_gradients(trusted_model, inputs, target, n_steps=n_steps, method=method)
