@@ -38,6 +38,16 @@ def partial(fraction: float, message: str) -> Outcome:
     return Outcome(min(max(float(fraction), 0.0), 1.0), message)
 
 
+def share(outcomes: dict[str, Outcome], hint: str) -> Outcome:
+    """One check made of equal parts (one per probed call): full when every part passed,
+    else the fraction that passed, with the failed parts' messages and then ``hint``."""
+    good = [o for o in outcomes.values() if o.passed]
+    if len(good) == len(outcomes):
+        return passed("; ".join(o.message for o in outcomes.values()))
+    wrong = "; ".join(o.message for o in outcomes.values() if not o.passed)
+    return partial(len(good) / len(outcomes), f"{wrong}; {hint}")
+
+
 class CheckFailed(Exception):
     """Raised inside a check: 0 points, ``str(exc)`` is the student's message."""
 

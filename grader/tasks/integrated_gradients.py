@@ -74,6 +74,7 @@ from grader.checking import (
     passed,
     require_call,
     require_tensor,
+    share,
 )
 from grader.inputs import probe_inputs
 from grader.probing import ProbeContext, call, new_record, put_tensor
@@ -297,12 +298,8 @@ def _gap(ctx: CheckContext, reference: Record, key: str) -> torch.Tensor:
 
 def check_agreement(student: Record, reference: Record, ctx: CheckContext) -> Outcome:
     outcomes = {key: _agrees(student, reference, key) for key in VALUE_CALLS}
-    good = [key for key, o in outcomes.items() if o.passed]
-    if len(good) == len(outcomes):
-        return passed("; ".join(o.message for o in outcomes.values()))
-    wrong = "; ".join(outcomes[key].message for key in outcomes if key not in good)
-    return partial(len(good) / len(outcomes), (
-        f"{wrong}; use IntegratedGradients(model).attribute(inputs, baselines=baselines, "
+    return share(outcomes, (
+        "use IntegratedGradients(model).attribute(inputs, baselines=baselines, "
         "target=target, n_steps=n_steps, method=method, internal_batch_size="
         "internal_batch_size) with exactly the arguments you are given (the target is not "
         "always the top-1 class; method is 'gausslegendre' unless given)"))

@@ -64,10 +64,10 @@ from grader.checking import (
     CheckContext,
     CheckFailed,
     Outcome,
-    partial,
     passed,
     require_call,
     require_tensor,
+    share,
 )
 from grader.inputs import probe_inputs
 from grader.probing import ProbeContext, call, new_record, put_tensor
@@ -206,12 +206,8 @@ def _compare(student: Record, reference: Record, key: str) -> Outcome:
 
 def check_agreement(student: Record, reference: Record, ctx: CheckContext) -> Outcome:
     outcomes = {key: _compare(student, reference, key) for key in NOISY}
-    good = [key for key, o in outcomes.items() if o.passed]
-    if len(good) == len(outcomes):
-        return passed("; ".join(o.message for o in outcomes.values()))
-    wrong = "; ".join(outcomes[key].message for key in NOISY if key not in good)
-    return partial(len(good) / len(NOISY), (
-        f"{wrong}; seed with torch.manual_seed(seed) right before "
+    return share(outcomes, (
+        "seed with torch.manual_seed(seed) right before "
         "NoiseTunnel(IntegratedGradients(model)).attribute(inputs, nt_type=nt_type, "
         "nt_samples=nt_samples, stdevs=stdevs, baselines=baselines, target=target, "
         "n_steps=n_steps), drawing no other random numbers in between, with exactly the "
