@@ -265,7 +265,8 @@ def _content_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def stage(sub: Submission, dest: Path, unpack: Path) -> list[str]:
+def stage(sub: Submission, dest: Path, unpack: Path, *,
+          should_stop: Callable[[], bool] | None = None) -> list[str]:
     """Copy ``sub``'s task modules' folder into ``dest`` (extracting a zip in ``unpack``; a
     notebook is turned into modules by parsing only, nothing of it runs in the parent).
 
@@ -274,6 +275,8 @@ def stage(sub: Submission, dest: Path, unpack: Path) -> list[str]:
 
     Raises:
         ImplementationError: a bad or unsafe zip or notebook, no task modules, over the caps.
+        grader.notebook.ParseInterrupted: ``should_stop()`` became true while a notebook
+            was read (Ctrl-C in a batch).
     """
     if sub.path is None:
         raise ImplementationError(f"{sub.spec}: nothing to grade")
@@ -292,7 +295,7 @@ def stage(sub: Submission, dest: Path, unpack: Path) -> list[str]:
     from grader.notebook import write_package
 
     # Kept from here, not read back from the scratch copy: the child can write there.
-    notes = write_package(notebook, unpack / "notebook")
+    notes = write_package(notebook, unpack / "notebook", should_stop=should_stop)
     copy_regular_files(unpack / "notebook", dest)
     return notes
 
@@ -920,6 +923,7 @@ class SubmissionRun:
     def run(self) -> dict[str, Any]:
         """Grade the submission; write its outputs; return its summary entry."""
         from grader.grading import grade_records
+        from grader.notebook import ParseInterrupted
 
         b, sub = self.batch, self.sub
         start = time.monotonic()
@@ -928,8 +932,12 @@ class SubmissionRun:
             self.make_folders()
             if sub.problem is not None:
                 raise ImplementationError(sub.problem)
-            self.notebook_notes = stage(sub, self.scratch / "submission",
-                                        self.readback / "unpacked")
+            try:
+                self.notebook_notes = stage(sub, self.scratch / "submission",
+                                            self.readback / "unpacked",
+                                            should_stop=b.stop.is_set)
+            except ParseInterrupted:
+                raise Interrupted from None
             self.probe_all(list(b.tasks), start + b.timeout)
         except ImplementationError as exc:
             status = "not_found" if sub.missing else "ungradable"

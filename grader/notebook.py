@@ -47,12 +47,15 @@ modules) lets messages written for the package name the notebook's cells instead
 from __future__ import annotations
 
 import ast
+import heapq
 import importlib.util
 import json
 import re
 import symtable
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -69,6 +72,12 @@ TEMPLATE_DIR = ROOT / "student_template"
 REFERENCE_DIR = ROOT / "reference"
 TASK_MODULES = tuple(t.module for t in TASKS if t.module != "answers")
 MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024
+# Bounds on what the parent parses (it never runs a notebook, but parsing is work too): an
+# honest lab notebook has under 200 cells, 2,000 top-level statements and 200 kB of code.
+MAX_CODE_CELLS = 2_000
+MAX_CODE_CHARS = 2_000_000
+MAX_STATEMENTS = 20_000
+PARSE_SECONDS = 60.0
 # Cell magics whose body is still Python (the magic line is dropped, the body parsed).
 _PYTHON_CELL_MAGICS = frozenset({"time", "timeit", "capture", "prun", "debug"})
 _HEADING = re.compile(r"^(#{1,2})(?!#)\s*(.*?)\s*#*\s*$")
@@ -690,22 +699,34 @@ def _kind(node: ast.stmt) -> str | None:
         isinstance(node, ast.AnnAssign) and node.value is not None
     ):
         return "assign"
-    if isinstance(node, (ast.If, ast.Try)):
+    if isinstance(node, (ast.If, ast.Try)) and _only_defines(node):
         # `try: import x / except ImportError: ...` style guards: kept when they only define.
-        inner = [s for s in ast.walk(node) if isinstance(s, ast.stmt) and s is not node]
-        if all(_kind(s) in ("import", "def", "assign") or isinstance(s, ast.Pass)
-               or (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))
-               or _inside_def(s, node) for s in inner):
-            return "assign"
+        return "assign"
     return None
 
 
-def _inside_def(stmt: ast.stmt, root: ast.stmt) -> bool:
-    for node in ast.walk(root):
-        if (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
-                and node is not stmt and any(s is stmt for s in ast.walk(node))):
-            return True
-    return False
+def _only_defines(node: ast.stmt) -> bool:
+    """An ``if``/``try`` whose branches only import, define, assign or pass (the bodies of
+    its definitions are not looked into). One pass over the branches: linear in their size."""
+    todo = [node]
+    while todo:
+        current = todo.pop()
+        branches = [current.body, current.orelse]
+        if isinstance(current, ast.Try):
+            branches += [h.body for h in current.handlers] + [current.finalbody]
+        for stmt in (s for branch in branches for s in branch):
+            if isinstance(stmt, (ast.If, ast.Try)):
+                todo.append(stmt)
+            elif not (_kind_simple(stmt) or isinstance(stmt, ast.Pass) or (
+                    isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant))):
+                return False
+    return True
+
+
+def _kind_simple(node: ast.stmt) -> bool:
+    return isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef,
+                             ast.ClassDef, ast.Assign, ast.AugAssign)) or (
+        isinstance(node, ast.AnnAssign) and node.value is not None)
 
 
 def _first_line(source: str) -> str:
@@ -719,22 +740,68 @@ def _cells_text(cells: list[int]) -> str:
     return f"cell{'s' if len(cells) > 1 else ''} {shown}"
 
 
-def build_package(path: Path) -> NotebookBuild:
+class _ParseBudget:
+    """The time a notebook's parse may take, and a way to stop it early (Ctrl-C in a batch)."""
+
+    def __init__(self, name: str, seconds: float, should_stop: Callable[[], bool] | None) -> None:
+        self.name = name
+        self.seconds = seconds
+        self.deadline = time.monotonic() + seconds
+        self.should_stop = should_stop
+
+    def check(self) -> None:
+        if self.should_stop is not None and self.should_stop():
+            raise ParseInterrupted(f"{self.name}: reading the notebook was interrupted")
+        if time.monotonic() > self.deadline:
+            raise ImplementationError(
+                f"{self.name}: reading the notebook took over {self.seconds:g} s and was "
+                "stopped; hand in the lab's notebook with your code (no generated code)")
+
+
+class ParseInterrupted(Exception):
+    """Raised from :func:`build_package` when ``should_stop`` says so."""
+
+
+def _check_bounds(name: str, cells: list[dict]) -> None:
+    """Raises ImplementationError when the notebook has more code than the grader reads."""
+    code = [c["source"] for c in cells if c["cell_type"] == "code"]
+    if len(code) > MAX_CODE_CELLS:
+        raise ImplementationError(
+            f"{name}: {len(code):,} code cells (the grader reads at most {MAX_CODE_CELLS:,}); "
+            "hand in the lab's notebook with your code")
+    chars = sum(len(c) for c in code)
+    if chars > MAX_CODE_CHARS:
+        raise ImplementationError(
+            f"{name}: {chars:,} characters of code (the grader reads at most "
+            f"{MAX_CODE_CHARS:,}); remove generated or pasted data from the code cells")
+
+
+def build_package(path: Path, *, seconds: float | None = None,
+                  should_stop: Callable[[], bool] | None = None) -> NotebookBuild:
     """Read the notebook at ``path`` into task module sources, answers.md and notes.
 
     Cells are numbered from 1 over all cells (markdown included), as Jupyter lists them.
+    Linear in the notebook's size, and bounded: :data:`MAX_CODE_CELLS`,
+    :data:`MAX_CODE_CHARS`, :data:`MAX_STATEMENTS` and ``seconds`` (default
+    :data:`PARSE_SECONDS`). ``should_stop`` is polled between statements.
 
     Raises:
-        ImplementationError: not a valid nbformat-4 notebook, or no code cell at all.
+        ImplementationError: not a valid nbformat-4 notebook, no code cell at all, or over
+            one of the bounds (the message says which).
+        ParseInterrupted: ``should_stop()`` returned True.
     """
     cells = read_notebook(path)
+    _check_bounds(path.name, cells)
+    budget = _ParseBudget(path.name, PARSE_SECONDS if seconds is None else seconds, should_stop)
     notes: list[str] = []
     units: list[_Unit] = []
     magic_cells, syntax_notes, work_cells, not_python = [], [], [], []
     work_count = 0
+    statements = 0
     for number, cell in enumerate(cells, start=1):
         if cell["cell_type"] != "code" or not cell["source"].strip():
             continue
+        budget.check()
         source, had_magics, not_py = _strip_magics(cell["source"])
         if had_magics:
             magic_cells.append(number)
@@ -752,7 +819,13 @@ def build_package(path: Path) -> NotebookBuild:
             syntax_notes.append(f"cell {number} cannot be parsed ({type(exc).__name__}); "
                                 "nothing in it was used")
             continue
+        statements += len(tree.body)
+        if statements > MAX_STATEMENTS:
+            raise ImplementationError(
+                f"{path.name}: over {MAX_STATEMENTS:,} top-level statements (at cell {number}); "
+                "the grader reads at most that many: hand in the lab's notebook with your code")
         for node in tree.body:
+            budget.check()
             kind = _kind(node)
             if isinstance(node, ast.ImportFrom) and (node.level > 0 or node.module == "__future__"):
                 continue  # the template's `from .preprocessing import ...`: one namespace here
@@ -845,25 +918,47 @@ def _module_source(notebook: str, keep: list[_Unit], definers: dict[str, list[_U
     rest = [u for u in keep if u.kind != "import"]
     kept_orders = {u.order for u in rest}
     deps: dict[int, set[int]] = {u.order: set() for u in rest}
-    for unit in rest:
+    last_kept: dict[str, int] = {}
+    for unit in sorted(rest, key=lambda u: u.order):
         for name in unit.loads_now - unit.binds:
             for other in reversed(definers.get(name, [])):
                 if other.order in kept_orders:
                     deps[unit.order].add(other.order)
                     break
         for name in unit.binds:  # two kept units binding one name keep their cell order
-            deps[unit.order].update(o.order for o in definers[name]
-                                    if o.order < unit.order and o.order in kept_orders)
+            if name in last_kept:
+                deps[unit.order].add(last_kept[name])
+            last_kept[name] = unit.order
+    # Kahn's algorithm, taking the earliest ready unit (cell order) first; a cycle falls back
+    # to cell order for what is left. O(n log n) in the kept units.
+    dependents: dict[int, list[int]] = {o: [] for o in deps}
+    for order, needs in deps.items():
+        needs.discard(order)
+        for need in needs:
+            dependents[need].append(order)
+    waiting = {order: len(needs) for order, needs in deps.items()}
+    by_order = {u.order: u for u in rest}
+    ready = [order for order, count in waiting.items() if count == 0]
+    heapq.heapify(ready)
+    pending = sorted(by_order)
     ordered: list[_Unit] = []
-    pending = sorted(rest, key=lambda u: u.order)
     done: set[int] = set()
-    while pending:
-        ready = next((u for u in pending if deps[u.order] <= done), None)
-        if ready is None:  # a cycle: fall back to cell order for what is left
-            ready = pending[0]
-        ordered.append(ready)
-        done.add(ready.order)
-        pending.remove(ready)
+    cursor = 0
+    while len(done) < len(by_order):
+        if ready:
+            order = heapq.heappop(ready)
+        else:
+            while pending[cursor] in done:
+                cursor += 1
+            order = pending[cursor]
+        if order in done:
+            continue
+        done.add(order)
+        ordered.append(by_order[order])
+        for later in dependents[order]:
+            waiting[later] -= 1
+            if waiting[later] == 0 and later not in done:
+                heapq.heappush(ready, later)
 
     lines = [f'"""Built by the lab3 grader from the notebook {notebook!r}: its definitions only."""',
              "", "from __future__ import annotations", ""]
@@ -921,14 +1016,15 @@ def _answers_markdown(cells: list[dict]) -> str:
     return "\n".join(out)
 
 
-def write_package(path: Path, dest: Path) -> list[str]:
+def write_package(path: Path, dest: Path, *,
+                  should_stop: Callable[[], bool] | None = None) -> list[str]:
     """Build the package of notebook ``path`` into folder ``dest``; returns the notes.
 
     ``dest`` gets one ``<module>.py`` per task, ``answers.md``, ``notebook_notes.json`` and
     :data:`LOCATIONS_FILE` (read back by ``load_implementation``, also where ``lab3 grade``
     stages the package for its child).
     """
-    build = build_package(path)
+    build = build_package(path, should_stop=should_stop)
     dest.mkdir(parents=True, exist_ok=True)
     for module, source in build.modules.items():
         (dest / f"{module}.py").write_text(source, encoding="utf-8")
