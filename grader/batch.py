@@ -362,6 +362,7 @@ class Batch:
     hidden: tuple[Path, ...]
     python_reachable: bool
     notes: list[str] = field(default_factory=list)
+    course: Any = None  # grader.course.Course: the course file's points, or None
     uids: sandbox.UidPool = field(default_factory=sandbox.UidPool)
     contexts: dict[int, Any] = field(default_factory=dict)
     stop: threading.Event = field(default_factory=threading.Event)
@@ -950,7 +951,7 @@ class SubmissionRun:
         report = grade_records(
             sub.name, self.records, b.reference.records, b.check_context(self.slot),
             settings=b.settings.to_dict(), reference_description=b.reference.describe(),
-            execution_time=time.monotonic() - start, tasks=b.tasks,
+            execution_time=time.monotonic() - start, tasks=b.tasks, course=b.course,
             notes=[*b.notes, *(f"notebook: {n}" for n in self.notebook_notes),
                    *(f"problem: {p}" for p in self.problems)],
         )
@@ -960,6 +961,7 @@ class SubmissionRun:
                 student=self.records, reference=b.reference.records,
                 log="\n".join(self.logs), extra={
                     "source": sub.source(),
+                    "course": b.course.key if b.course else None,
                     "sandbox": b.sandbox_info(self.identity),
                     "resources": {
                         "children": self.children,
@@ -1066,10 +1068,12 @@ def parse_tasks(value: str | Sequence[str] | None) -> tuple[str, ...]:
     return tuple(t for t in TASK_NAMES if t in names)
 
 
-def _already_graded(folder: Path, sub: Submission) -> bool:
-    """Whether ``folder`` holds a complete grade of exactly this source (path and content)."""
+def _already_graded(folder: Path, sub: Submission, course_key: str | None = None) -> bool:
+    """Whether ``folder`` holds a complete grade of exactly this source (path and content),
+    graded under the same course file (:attr:`grader.course.Course.key`)."""
     entry = load_entry(folder)
-    return entry is not None and bool(sub.digest) and entry.get("source") == sub.source()
+    return entry is not None and bool(sub.digest) and entry.get("source") == sub.source() \
+        and entry.get("course") == course_key
 
 
 def _variant_settings(variant: str, secret: str | None, notes: list[str]) -> ProbeSettings:
@@ -1107,6 +1111,7 @@ def grade_batch(
     tasks: str | Sequence[str] | None = None,
     variant: str = "graded",
     secret: str | None = None,
+    course: str | None = None,
     quiet: bool = False,
     say: Callable[[str], None] | None = None,
 ) -> BatchResult:
@@ -1114,7 +1119,8 @@ def grade_batch(
 
     ``variant`` ``"graded"`` (the default) probes the inputs of the course secret
     (``secret``: its file; see :mod:`grader.variant`), ``"practice"`` the published inputs
-    students check themselves on.
+    students check themselves on. ``course``: the course file (switched-off and reweighted
+    checks; see :mod:`grader.course`), else ``$LAB3_COURSE_FILE`` or ``.lab3/course.toml``.
 
     Raises:
         UsageError: bad options, bubblewrap required but unusable, no submission exists.
@@ -1150,6 +1156,14 @@ def grade_batch(
         emit(warning)
     _check_task_modules(task_list)
     settings = _variant_settings(variant, secret, notes)
+    from grader.course import CourseError, find_course
+
+    try:
+        course_file = find_course(course)
+    except CourseError as exc:
+        raise UsageError(str(exc)) from exc
+    if course_file is not None:
+        emit(course_file.describe())
     for note in notes:
         emit(note)
     resolved, reference = _load_reference(resolved, settings, device, notes, task_list)
@@ -1166,7 +1180,8 @@ def grade_batch(
             missing.append((sub.name, sub.problem or "not found"))
             emit(f"not found: {sub.spec}: {sub.problem}")
             todo.append((index, sub))
-        elif not force and _already_graded(out_dir / sub.name, sub):
+        elif not force and _already_graded(out_dir / sub.name, sub,
+                                           course_file.key if course_file else None):
             skipped.append(sub.name)
         else:
             todo.append((index, sub))
@@ -1200,7 +1215,7 @@ def grade_batch(
             limits=sandbox.Limits(memory_mb=memory), timeout=timeout,
             task_timeout=task_timeout, device=device,
             threads=max(1, _cpu_count() // jobs), hidden=_hidden_paths(out_dir, work, secret),
-            python_reachable=python_reachable, notes=notes,
+            python_reachable=python_reachable, notes=notes, course=course_file,
         )
         emit(f"grading {len(todo)} submission(s) with {jobs} worker(s); sandbox: {mode}; "
              f"{resolved.describe()}")

@@ -11,10 +11,13 @@ Commands::
 
     lab3 grade SUBMISSION... --out DIR [-j N] [--timeout S] [--task-timeout S] [--memory MB]
                [--sandbox auto|bwrap|none] [--weights auto|standin|pretrained|PATH] [--force]
-               [--variant graded|practice] [--secret FILE]
-    lab3 gradescope OUT.zip [--weights ...] [--secret FILE]
-    lab3 release OUT_DIR [--weights ...] [--force]
-    lab3 points
+               [--variant graded|practice] [--secret FILE] [--course FILE]
+    lab3 gradescope OUT.zip [--weights ...] [--secret FILE] [--course FILE]
+    lab3 release OUT_DIR [--weights ...] [--force] [--course FILE]
+    lab3 points [--course FILE]
+
+``--course FILE`` (else ``$LAB3_COURSE_FILE``, else ``.lab3/course.toml``; ``none``: no
+course file) switches checks off or reweights them: :mod:`grader.course`.
 
 Exit codes: 0 every submission was graded (whatever the scores; a submission
 that cannot be graded at all gets 0 points with the reason), 1 the grader
@@ -120,6 +123,22 @@ def parse_sandbox(value: str) -> str:
     return value
 
 
+def parse_course(value: str) -> str:
+    """argparse type of ``--course``: a valid course file (:mod:`grader.course`), or ``none``."""
+    from grader.course import CourseError, find_course
+
+    try:
+        find_course(value)
+    except CourseError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
+
+
+COURSE_HELP = ("course file switching checks off or reweighting them (TOML, [checks]); none: "
+               "the table's own points (default: $LAB3_COURSE_FILE, else .lab3/course.toml in "
+               "this checkout when it exists)")
+
+
 def parse_task_list(value: str) -> str:
     """argparse type of ``--tasks``: comma-separated task names of grader/points.py."""
     from grader.batch import UsageError, parse_tasks
@@ -192,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the course secret of the graded variant, created on first use "
                              "(default: $LAB3_COURSE_SECRET, else .lab3/course-secret in this "
                              "checkout)")
+    grade.add_argument("--course", dest="course", type=parse_course, metavar="FILE",
+                       default=defaults["course"], help=COURSE_HELP)
     grade.add_argument("-q", "--quiet", dest="quiet", action="store_true",
                        help="no progress output, only the final table (default: off)")
     grade.set_defaults(handler=_grade)
@@ -213,6 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
                             default=zip_defaults["timeout"],
                             help="lab3 grade --timeout on Gradescope (default: "
                                  f"{zip_defaults['timeout']:g})")
+    gradescope.add_argument("--course", dest="course", type=parse_course, metavar="FILE",
+                            default=zip_defaults["course"],
+                            help=COURSE_HELP + "; the zip carries it")
     gradescope.set_defaults(handler=_gradescope)
 
     release = commands.add_parser(
@@ -228,6 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
                               "stand-in (default: auto, i.e. the real weights if present)")
     release.add_argument("--force", dest="force", action="store_true",
                          help="replace OUT_DIR when it is not empty")
+    release.add_argument("--course", dest="course", type=parse_course, metavar="FILE",
+                         default=None, help=COURSE_HELP + "; the release's table follows it")
     release.set_defaults(handler=_release)
 
     notebook = commands.add_parser(
@@ -249,7 +275,10 @@ def build_parser() -> argparse.ArgumentParser:
         "points", help="print the points table as markdown",
         description="Print the points table of grader/points.py as a markdown table: each "
                     "task's checks, their points and what each checks (the README's table "
-                    "is this output).")
+                    "is this output, without a course file). With a course file, its "
+                    "points and the total it gives.")
+    points.add_argument("--course", dest="course", type=parse_course, metavar="FILE",
+                        default=None, help=COURSE_HELP)
     points.set_defaults(handler=_points)
     return parser
 
@@ -288,14 +317,15 @@ def _grade(args: argparse.Namespace) -> int:
 
 def _gradescope(args: argparse.Namespace) -> int:
     from grader.batch import GraderError
+    from grader.course import CourseError
     from grader.gradescope import build_autograder_zip
     from grader.variant import SecretError
     from grader.weights import WeightsError
 
     try:
         path = build_autograder_zip(args.zip_path, weights=args.weights, timeout=args.timeout,
-                                    secret=args.secret)
-    except (WeightsError, SecretError) as exc:
+                                    secret=args.secret, course=args.course)
+    except (WeightsError, SecretError, CourseError) as exc:
         print(f"lab3 gradescope: error: {exc}", file=sys.stderr)
         return 2
     except GraderError as exc:
@@ -312,11 +342,13 @@ def _release(args: argparse.Namespace) -> int:
         print("lab3 release: error: run it in the instructor's repository (a student release "
               "cannot make another)", file=sys.stderr)
         return 2
+    from grader.course import CourseError
     from grader.weights import WeightsError
 
     try:
-        path, records = build_release(args.out_dir, weights=args.weights, force=args.force)
-    except WeightsError as exc:
+        path, records = build_release(args.out_dir, weights=args.weights, force=args.force,
+                                      course=args.course)
+    except (WeightsError, CourseError) as exc:
         print(f"lab3 release: error: {exc}", file=sys.stderr)
         return 2
     except ReleaseError as exc:
@@ -335,25 +367,43 @@ def _notebook(args: argparse.Namespace) -> int:
                          execute=args.execute, weights=args.weights)
 
 
-def points_markdown() -> str:
-    """The points table of grader/points.py as a markdown table."""
-    from grader.points import CHECKS, TASKS, TOTAL_POINTS
+def points_markdown(course=None) -> str:
+    """The points table as a markdown table, at ``course``'s points
+    (:func:`grader.points.effective_checks`; None: the table of grader/points.py). The last
+    column says why a check tests what the handout does not ask for."""
+    from grader.points import TASKS, effective_checks, total_points
 
-    lines = ["| Task | Check | Points | What it checks |", "|---|---|---:|---|"]
+    table = effective_checks(course)
+    lines = ["| Task | Check | Points | What it checks | Not asked by the handout |",
+             "|---|---|---:|---|---|"]
     for task in TASKS:
-        checks = [c for c in CHECKS if c.task == task.module]
+        checks = [c for c in table if c.task == task.module]
         subtotal = sum(c.points for c in checks)
-        lines.append(f"| **{task.title}** (`{task.module}`) | | **{format_points(subtotal)}** | |")
+        lines.append(f"| **{task.title}** (`{task.module}`) | | **{format_points(subtotal)}** "
+                     "| | |")
         for check in checks:
             hidden = " *(hidden: runs only in `lab3 grade`)*" if check.hidden else ""
-            lines.append(f"| | `{check.name}` | {format_points(check.points)} | "
-                         f"{check.description}{hidden} |")
-    lines.append(f"| **Total** | | **{format_points(TOTAL_POINTS)}** | |")
+            points = format_points(check.points)
+            if check.table_points is not None:
+                points += f" ({'off; ' if check.switched_off else ''}table: " \
+                          f"{format_points(check.table_points)})"
+            lines.append(f"| | `{check.name}` | {points} | {check.description}{hidden} | "
+                         f"{check.beyond_handout}".rstrip() + " |")
+    lines.append(f"| **Total** | | **{format_points(total_points(course))}** | | |")
+    if course is not None:
+        lines.append(f"\n{course.describe()}")
     return "\n".join(lines)
 
 
 def _points(args: argparse.Namespace) -> int:
-    print(points_markdown())
+    from grader.course import CourseError, find_course
+
+    try:
+        course = find_course(args.course)
+    except CourseError as exc:
+        print(f"lab3 points: error: {exc}", file=sys.stderr)
+        return 2
+    print(points_markdown(course))
     return 0
 
 

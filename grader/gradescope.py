@@ -130,9 +130,12 @@ def setup_script(weights_kind: str) -> str:
 
 def build_autograder_zip(
     zip_path: str | os.PathLike[str], *, weights: str = "auto", timeout: float = 600.0,
-    secret: str | None = None,
+    secret: str | None = None, course: str | None = None,
 ) -> Path:
     """Write the autograder zip to ``zip_path`` and return its path.
+
+    The course file (``course``, else as ``lab3 grade`` finds it; :mod:`grader.course`)
+    travels as ``.lab3/course.toml``, where the autograder's ``lab3 grade`` finds it.
 
     The autograder probes the graded variant of the course secret (``secret``: its file,
     see :mod:`grader.variant`), like ``lab3 grade``: the zip carries the secret as
@@ -142,13 +145,16 @@ def build_autograder_zip(
     Raises:
         WeightsError: ``weights`` cannot be resolved.
         SecretError: the course secret file is malformed.
+        CourseError: the course file is missing or invalid.
         GraderError: the reference's records are neither cached nor buildable here.
     """
     from grader.batch import GraderError
+    from grader.course import DEFAULT_COURSE_PATH, find_course
     from grader.reference_records import ReferenceUnavailable, reference_for, save_shipped
     from grader.variant import DEFAULT_SECRET_PATH, course_settings, secret_path
     from grader.weights import resolve_weights
 
+    course_file = find_course(course)
     resolved = resolve_weights(weights)
     settings = course_settings(secret)
     try:
@@ -176,6 +182,9 @@ def build_autograder_zip(
         bundled = source / DEFAULT_SECRET_PATH.relative_to(PROJECT_ROOT)
         bundled.parent.mkdir(mode=0o700)
         shutil.copyfile(secret_path(secret), bundled)
+        if course_file is not None:
+            shutil.copyfile(course_file.path,
+                            source / DEFAULT_COURSE_PATH.relative_to(PROJECT_ROOT))
         weights_arg = resolved.kind
         if resolved.kind == "checkpoint":
             (source / "weights").mkdir()

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from grader.checking import CheckContext, CheckFailed, Outcome
-from grader.points import checks_of
+from grader.points import SWITCHED_OFF, Course, checks_of
 from grader.probing import ImplementationError, ProbeContext, _student_traceback
 from grader.records import Record
 from grader.results import CheckResult, GradeReport, TaskResult
@@ -46,8 +46,11 @@ def check_task(
     ctx: CheckContext,
     *,
     include_hidden: bool = True,
+    course: Course | None = None,
 ) -> TaskResult:
-    """Every check of ``task``; whatever goes wrong becomes a failed check with a message."""
+    """Every check of ``task`` at ``course``'s points (:func:`grader.points.effective_checks`);
+    whatever goes wrong becomes a failed check with a message. A check the course switched
+    off is not run: 0 of 0 points, passed, with :data:`grader.points.SWITCHED_OFF`."""
     from grader.notebook import NotebookLocations
 
     module = task_module(task)
@@ -56,8 +59,10 @@ def check_task(
     # Checks speak of model.py, ...; a notebook's student reads of their cells instead.
     locations = NotebookLocations.from_dict(student.data.get("notebook_locations")) \
         if student is not None else None
-    for spec in checks_of(task, include_hidden=include_hidden):
-        if failure is not None:
+    for spec in checks_of(task, include_hidden=include_hidden, course=course):
+        if spec.switched_off:
+            outcome = Outcome(1.0, SWITCHED_OFF)
+        elif failure is not None:
             outcome = Outcome(0.0, failure)
         else:
             outcome = run_check(module.CHECKS[spec.name], student, reference, ctx)
@@ -114,15 +119,19 @@ def grade_records(
     execution_time: float = 0.0,
     notes: list[str] | None = None,
     tasks: Iterable[str] = TASK_NAMES,
+    course: Course | None = None,
 ) -> GradeReport:
     """Check every task's record against the reference's and assemble the report.
 
-    ``tasks`` limits the report to some tasks (``lab3 grade --tasks``, for tests).
+    ``tasks`` limits the report to some tasks (``lab3 grade --tasks``, for tests);
+    ``course`` is the course file's points (:mod:`grader.course`), named in the notes.
     """
     results = [
-        check_task(t, student.get(t), reference.get(t), ctx, include_hidden=include_hidden)
+        check_task(t, student.get(t), reference.get(t), ctx, include_hidden=include_hidden,
+                   course=course)
         for t in tasks
     ]
+    notes = [*(notes or []), *([course.describe()] if getattr(course, "points", None) else [])]
     answers_record = student.get("answers")
     answers = {}
     if answers_record is not None and isinstance(answers_record.data.get("answers"), dict):
@@ -140,7 +149,7 @@ def grade_records(
         settings=settings,
         reference_records=reference_description,
         execution_time=execution_time,
-        notes=list(notes or []),
+        notes=notes,
         answers=answers,
     )
 
@@ -170,6 +179,7 @@ def grade_in_process(
     scratch: Path,
     device: str = "cpu",
     include_hidden: bool = True,
+    course: Course | None = None,
 ) -> GradeReport:
     """Probe and check ``impl`` in this process (``pytest --impl``: fast, not isolated)."""
     from grader.inputs import FIXTURES_DIR
@@ -182,4 +192,5 @@ def grade_in_process(
         impl.name, records, reference, CheckContext(weights=weights),
         settings=settings.to_dict(), reference_description=reference_description,
         include_hidden=include_hidden, execution_time=time.perf_counter() - start,
+        course=course,
     )

@@ -33,7 +33,7 @@ from typing import Any
 
 import pytest
 
-from grader.points import CHECKS, CheckSpec, task_spec
+from grader.points import CHECKS, CheckSpec, effective_checks, task_spec
 from grader.results import CheckResult, GradeReport, TaskResult
 from grader.settings import DEFAULT_SETTINGS
 from grader.weights import ResolvedWeights, activate, parse_weights_spec, resolve_weights
@@ -177,6 +177,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="write Gradescope's results.json to FILE (default: not written)",
     )
+    group.addoption(
+        "--course",
+        dest="lab3_course",
+        metavar="FILE",
+        default=None,
+        help="course file switching checks off or reweighting them; none: the table's own "
+        "points (default: $LAB3_COURSE_FILE, else .lab3/course.toml next to the grader)",
+    )
 
 
 def parse_impl_spec(value: str) -> str:
@@ -209,6 +217,27 @@ class LabSession:
         self._scratch = Path(tempfile.mkdtemp(prefix="lab3-pytest-"))
         self._cctx = None
         self.notes: list[str] = []
+        self._course: tuple | None = None
+
+    @property
+    def course(self):
+        """The course file's points (:func:`grader.course.find_course`), read on first use
+        (after the harness's conftest has set its environment); a usage error when invalid."""
+        if self._course is None:
+            from grader.course import CourseError, find_course
+
+            try:
+                course = find_course(self.config.getoption("lab3_course"))
+            except CourseError as exc:
+                raise pytest.UsageError(f"--course: {exc}") from None
+            if course is not None and course.points:
+                self.notes.append(course.describe())
+            self._course = (course,)
+        return self._course[0]
+
+    def spec(self, check: CheckSpec) -> CheckSpec:
+        """``check`` at this session's points (the course file's)."""
+        return next(c for c in effective_checks(self.course) if c.id == check.id)
 
     @property
     def weights(self) -> ResolvedWeights:
@@ -255,7 +284,8 @@ class LabSession:
                 record = probe_task(task, ctx)
             self._records[task] = record
             self._results[task] = check_task(
-                task, record, reference.records.get(task), self._check_context()
+                task, record, reference.records.get(task), self._check_context(),
+                course=self.course,
             )
         return self._results[task]
 
@@ -310,7 +340,10 @@ def task_tests(task: str):
 
     @pytest.mark.parametrize("check", checks, ids=[c.name for c in checks])
     def test_check(check: CheckSpec, request: pytest.FixtureRequest) -> None:
-        result = lab_session(request.config).check_result(check)
+        session = lab_session(request.config)
+        if session.spec(check).switched_off:
+            pytest.skip(f"{spec.title} [{check.name}]: {session.spec(check).course_note}")
+        result = session.check_result(check)
         if not result.passed:
             pytest.fail(f"{spec.title} [{check.name}]: {result.message}", pytrace=False)
 
@@ -415,12 +448,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     for note in report.notes:
         tr.write_line(note)
     tr.write_line(report.table())
-    from grader.points import RELEASE_HIDDEN_POINTS, TOTAL_POINTS
+    from grader.points import release_hidden_points, total_points
 
-    if RELEASE_HIDDEN_POINTS:
+    hidden = release_hidden_points()
+    if hidden:
         tr.write_line(
-            f"This table shows the {TOTAL_POINTS - RELEASE_HIDDEN_POINTS:g} points you can check "
-            f"here; further checks worth {RELEASE_HIDDEN_POINTS:g} points run when your "
+            f"This table shows the {total_points(session.course) - hidden:g} points you can "
+            f"check here; further checks worth {hidden:g} points run when your "
             "submission is graded."
         )
     results = config.getoption("lab3_results")

@@ -20,7 +20,10 @@ the fixtures only hidden checks use, ``fixtures/make_fixtures.py`` (it describes
 Hidden checks (``CheckSpec.hidden``) are cut out of the copied source with the
 ``ast`` module: their row of ``grader/points.py``, their ``check_<name>`` function
 and ``CHECKS`` entry in ``grader/tasks/<task>.py``; ``RELEASE_HIDDEN_POINTS`` says
-how many points they were worth. What their probes recorded is stripped from the
+how many points they were worth. A course file (``course``, :mod:`grader.course`) is
+baked into the release's ``grader/points.py`` (``RELEASE_COURSE``: the visible checks'
+points; ``RELEASE_COURSE_HIDDEN_POINTS``: what the cut hidden checks are worth), so the
+student's pytest table and total follow it. What their probes recorded is stripped from the
 shipped records (:data:`HIDDEN_RECORD_DATA`), as are the reference's free-text
 answers. :func:`audit_release` then scans every file of the release for the
 reference's source lines, its answers, hidden check names and hidden inputs; the
@@ -65,9 +68,13 @@ class ReleaseError(RuntimeError):
 
 
 def build_release(
-    out_dir: str | Path, *, weights: str = "auto", force: bool = False
+    out_dir: str | Path, *, weights: str = "auto", force: bool = False,
+    course: str | None = None,
 ) -> tuple[Path, list[str]]:
     """Write the student release to ``out_dir``; returns it and a line per shipped record set.
+
+    ``course``: the course file whose points the release's table takes (else as
+    ``lab3 grade`` finds it: ``$LAB3_COURSE_FILE``, ``.lab3/course.toml``; ``none``: none).
 
     Records are shipped for the stand-in weights always, and for ``weights`` too when
     they resolve to other weights (the real IMAGENET1K_V1 file, or a checkpoint).
@@ -75,8 +82,12 @@ def build_release(
     Raises:
         ReleaseError: ``out_dir`` is not empty (without ``force``), the reference's records
             are neither cached nor buildable here, or the finished release fails the audit.
+        CourseError: the course file is missing or invalid.
     """
+    from grader.course import find_course
     from grader.points import CHECKS
+
+    course_file = find_course(course)
 
     out = Path(out_dir).expanduser().resolve()
     if out.exists() and any(out.iterdir()):
@@ -96,12 +107,14 @@ def build_release(
         _copy_sources(tmp)
         _copy_fixtures(tmp)
         hidden_points = _strip_hidden_checks(tmp, hidden)
+        if course_file is not None and course_file.points:
+            hidden_points = _bake_course(tmp, course_file)
         described = []
         for bundle in bundles:
             _save_stripped(bundle, tmp / "grader" / "reference_records", hidden)
             described.append(bundle.describe().replace("from cache", "").replace(
                 "from probed", "").rstrip(", "))
-        _write_project_files(tmp, hidden_points, described)
+        _write_project_files(tmp, hidden_points, described, course_file)
         problems = audit_release(tmp)
         if problems:
             raise ReleaseError("the release would leak: " + "; ".join(problems[:10]))
@@ -261,6 +274,27 @@ def _strip_hidden_checks(dest: Path, hidden) -> float:
     return hidden_points
 
 
+def _bake_course(dest: Path, course) -> float:
+    """Write ``course``'s points into the release's ``grader/points.py``; the points of the
+    hidden checks under it. Hidden checks' ids stay home: only their sum ships."""
+    from grader.points import effective_checks
+
+    table = effective_checks(course)
+    visible = {c.id: c.points for c in table if c.table_points is not None and not c.hidden}
+    hidden_points = sum(c.points for c in table if c.hidden)
+    points_py = dest / "grader" / "points.py"
+    source = points_py.read_text()
+    for line, value in ((r"^RELEASE_COURSE: dict\[str, float\] = \{\}$",
+                         f"RELEASE_COURSE: dict[str, float] = {visible!r}"),
+                        (r"^RELEASE_COURSE_HIDDEN_POINTS: float \| None = None$",
+                         f"RELEASE_COURSE_HIDDEN_POINTS: float | None = {hidden_points!r}")):
+        source, count = re.subn(line, lambda _m, v=value: v, source, flags=re.M)
+        if count != 1:
+            raise ReleaseError(f"grader/points.py has no line matching {line!r}")
+    points_py.write_text(source)
+    return hidden_points
+
+
 def _probe_spans(source: str, name: str, task: str) -> list[tuple[int, int]]:
     """Line spans of the function ``name`` (a hidden check's own probing) and its calls.
 
@@ -280,8 +314,9 @@ def _probe_spans(source: str, name: str, task: str) -> list[tuple[int, int]]:
     return [(n.lineno, n.end_lineno) for n in [*defs, *statements]]
 
 
-def _write_project_files(dest: Path, hidden_points: float, described: list[str]) -> None:
-    from grader.points import TOTAL_POINTS
+def _write_project_files(dest: Path, hidden_points: float, described: list[str],
+                         course=None) -> None:
+    from grader.points import total_points
 
     pyproject = (PROJECT_ROOT / "pyproject.toml").read_text()
     pyproject, count = re.subn(r'^include = \[.*\]$', 'include = ["student_template*", "grader*"]',
@@ -290,10 +325,11 @@ def _write_project_files(dest: Path, hidden_points: float, described: list[str])
         raise ReleaseError("pyproject.toml: no `include = [...]` line under packages.find")
     (dest / "pyproject.toml").write_text(pyproject)
     (dest / "Makefile").write_text(STUDENT_MAKEFILE)
-    visible = TOTAL_POINTS - hidden_points
+    total = total_points(course)
+    visible = total - hidden_points
     readme = RELEASE_README.read_text()
     for key, value in {"{visible}": f"{visible:g}", "{hidden}": f"{hidden_points:g}",
-                       "{total}": f"{TOTAL_POINTS:g}",
+                       "{total}": f"{total:g}",
                        "{records}": "\n".join(f"- {d}" for d in described)}.items():
         readme = readme.replace(key, value)
     (dest / "README.md").write_text(readme)

@@ -62,6 +62,17 @@ def course_secret(tmp_path_factory: pytest.TempPathFactory):
         yield path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_course_file():
+    """The harness tests the points table of grader/points.py: an instructor's course file
+    (.lab3/course.toml, $LAB3_COURSE_FILE) is not read; tests that want one pass it."""
+    from grader.course import COURSE_ENV, NO_COURSE
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(COURSE_ENV, NO_COURSE)
+        yield
+
+
 @pytest.fixture(scope="session")
 def graded_test_settings(course_secret: Path) -> ProbeSettings:
     """The graded variant of the tests' course secret: the inputs their `lab3 grade` probes."""
