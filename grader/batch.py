@@ -181,8 +181,8 @@ def find_submissions(specs: Sequence[str], out: Path | None = None) -> list[Subm
             base = path.name
         else:
             base = path.stem
-            if path.suffix.lower() not in (".zip", ".ipynb"):
-                problem = (f"{path.name}: expected a folder, a .zip or a .ipynb, "
+            if path.suffix.lower() not in (".zip", ".ipynb", ".py"):
+                problem = (f"{path.name}: expected a folder, a .zip, a .ipynb or a .py, "
                            "got another kind of file")
             path = path.resolve()
         if path is not None and path.is_symlink():
@@ -281,7 +281,7 @@ def stage(sub: Submission, dest: Path, unpack: Path, *,
     if sub.path is None:
         raise ImplementationError(f"{sub.spec}: nothing to grade")
     source = sub.path
-    notebook = source if source.suffix.lower() == ".ipynb" else None
+    notebook = source if source.suffix.lower() in (".ipynb", ".py") else None
     if notebook is None:
         if source.is_file():
             source = _extract_zip(source, unpack)
@@ -636,6 +636,7 @@ class SubmissionRun:
         self.records: dict[str, Record | None] = {}
         self.problems: list[str] = []
         self.notebook_notes: list[str] = []
+        self.source_kind = "notebook"  # "script" when the notes speak of a .py's lines
         self.logs: list[str] = []
         self.children = 0
         self.peak_memory: int | None = None  # bytes, the largest of its children's
@@ -924,7 +925,7 @@ class SubmissionRun:
     def run(self) -> dict[str, Any]:
         """Grade the submission; write its outputs; return its summary entry."""
         from grader.grading import grade_records
-        from grader.notebook import ParseInterrupted
+        from grader.notebook import LOCATIONS_FILE, NotebookLocations, ParseInterrupted
 
         b, sub = self.batch, self.sub
         start = time.monotonic()
@@ -939,6 +940,10 @@ class SubmissionRun:
                                             should_stop=b.stop.is_set)
             except ParseInterrupted:
                 raise Interrupted from None
+            # Read before any child runs: the staged folder is the child's to write later.
+            staged = NotebookLocations.read(self.scratch / "submission" / LOCATIONS_FILE)
+            if staged is not None and staged.unit == "line":
+                self.source_kind = "script"
             self.probe_all(list(b.tasks), start + b.timeout)
         except ImplementationError as exc:
             status = "not_found" if sub.missing else "ungradable"
@@ -952,7 +957,7 @@ class SubmissionRun:
             sub.name, self.records, b.reference.records, b.check_context(self.slot),
             settings=b.settings.to_dict(), reference_description=b.reference.describe(),
             execution_time=time.monotonic() - start, tasks=b.tasks, course=b.course,
-            notes=[*b.notes, *(f"notebook: {n}" for n in self.notebook_notes),
+            notes=[*b.notes, *(f"{self.source_kind}: {n}" for n in self.notebook_notes),
                    *(f"problem: {p}" for p in self.problems)],
         )
         try:

@@ -29,6 +29,8 @@ def probe_task(task: str, ctx: ProbeContext) -> Record:
             "traceback": _student_traceback(exc)[-4000:],
         })
     record.task = task
+    if ctx.adapted.get(task):  # how a handout-shaped function was called: for the notes
+        record.data.setdefault("adapted", list(ctx.adapted[task]))
     locations = getattr(ctx.impl, "locations", None)
     if locations is not None:  # a notebook: lets the checks' messages name its cells
         record.data["notebook_locations"] = locations.to_dict()
@@ -131,7 +133,8 @@ def grade_records(
                    course=course)
         for t in tasks
     ]
-    notes = [*(notes or []), *([course.describe()] if getattr(course, "points", None) else [])]
+    notes = [*(notes or []), *([course.describe()] if getattr(course, "points", None) else []),
+             *_adaptation_notes(student)]
     answers_record = student.get("answers")
     answers = {}
     if answers_record is not None and isinstance(answers_record.data.get("answers"), dict):
@@ -194,3 +197,18 @@ def grade_in_process(
         include_hidden=include_hidden, execution_time=time.perf_counter() - start,
         course=course,
     )
+
+
+def _adaptation_notes(student: dict[str, Record | None]) -> list[str]:
+    """How the probes called a handout-shaped submission's functions, per task (recorded
+    by the probe as phrases only: capped, and never worth points)."""
+    from grader.points import task_spec
+
+    notes = []
+    for task in (t for t in TASK_NAMES if t in student):
+        record = student[task]
+        adapted = record.data.get("adapted") if record is not None else None
+        if isinstance(adapted, list):
+            notes += [f"{task_spec(task).title.split(':')[0]}: {note[:300]}"
+                      for note in adapted[:5] if isinstance(note, str)]
+    return notes

@@ -3,10 +3,12 @@
 ``reference`` and ``student_template`` name the installed packages; any other
 value is a path. A folder holds the task modules (``model.py``, ...) at its top
 or inside a ``student_template/`` folder, or, when it has none, exactly one
-notebook (a Gradescope upload of ``lab3.ipynb``). A zip is extracted (safely)
-first. A ``.ipynb`` is turned into such a folder by parsing its code cells,
-never running them (:mod:`grader.notebook`); the implementation then phrases its
-messages in the notebook's terms (:meth:`Implementation.localize`).
+notebook (a Gradescope upload of ``lab3.ipynb``), or exactly one ``.py`` script (a
+solution written from the handout without the template). A zip is extracted (safely)
+first. A ``.ipynb`` (or ``.py``) is turned into such a folder by parsing its code cells
+(top-level statements), never running them (:mod:`grader.notebook`); the implementation
+then phrases its messages in the notebook's (script's) terms
+(:meth:`Implementation.localize`).
 Each implementation is imported as its own synthetic package, so relative
 imports (``from .preprocessing import preprocess_image``) work and several
 implementations can live in one process.
@@ -92,7 +94,9 @@ class Implementation:
             if self.notebook:
                 # The student never saw the generated module: point at their notebook and cell.
                 if frames and Path(frames[-1].filename).resolve() == path.resolve():
-                    where = f" (notebook {_notebook_cell(path, frames[-1].lineno)})"
+                    place = _notebook_cell(path, frames[-1].lineno)
+                    kind = "script" if place.startswith("line") else "notebook"
+                    where = f" ({kind} {place})"
                 what = f"importing the Task {_task_number(name)} definitions of {self._notebook_name()}"
             self._errors[name] = f"{what} failed{where}: {type(exc).__name__}: {exc}"[:2000]
             raise ImplementationError(self._errors[name]) from None
@@ -120,7 +124,8 @@ def load_implementation(spec: str | Path, *, extract_to: Path | None = None) -> 
     """Resolve ``spec`` to an :class:`Implementation`.
 
     Args:
-        spec: ``"reference"``, ``"student_template"``, a folder, a ``.zip`` or a ``.ipynb``.
+        spec: ``"reference"``, ``"student_template"``, a folder, a ``.zip``, a ``.ipynb`` or
+            a ``.py`` script.
         extract_to: where to extract a zip or build a notebook's package (default: a
             folder under the system temp).
 
@@ -139,7 +144,7 @@ def load_implementation(spec: str | Path, *, extract_to: Path | None = None) -> 
             f"{text}: no such folder or zip; pass a folder holding model.py, "
             "preprocessing.py, ... (a filled-in copy of student_template/) or a .zip of one"
         )
-    if path.suffix.lower() == ".ipynb":
+    if path.suffix.lower() in (".ipynb", ".py"):
         return _load_notebook(path, extract_to)
     name = path.stem if path.is_file() else path.resolve().name
     if path.is_file():
@@ -163,15 +168,15 @@ def load_implementation(spec: str | Path, *, extract_to: Path | None = None) -> 
 
 
 def _load_notebook(path: Path, extract_to: Path | None, *, name: str | None = None) -> Implementation:
-    """A notebook: its definitions written as a package folder (nothing run here), see
-    :mod:`grader.notebook`; the notes say which cells were not used and why. Named
-    ``name`` (default: the notebook's file name without ``.ipynb``)."""
+    """A notebook or a script: its definitions written as a package folder (nothing run
+    here), see :mod:`grader.notebook`; the notes say which cells (lines) were not used and
+    why. Named ``name`` (default: the file's name without its suffix)."""
     import tempfile
 
     from grader.notebook import write_package
 
     if not path.is_file():
-        raise ImplementationError(f"{path}: expected a notebook file, got a folder")
+        raise ImplementationError(f"{path}: expected a notebook or script file, got a folder")
     target = extract_to or Path(tempfile.mkdtemp(prefix=f"lab3-{path.stem}-"))
     notes = write_package(path, target)
     root = target.resolve()
@@ -193,10 +198,11 @@ def _read_locations(root: Path) -> NotebookLocations | None:
 
 
 def _notebook_cell(path: Path, lineno: int | None) -> str:
-    """"cell N": the ``# notebook cell N`` marker above ``lineno`` of a generated module."""
+    """"cell N" (or "line N" for a script): the ``# notebook cell N`` marker above ``lineno``
+    of a generated module."""
     lines = path.read_text(encoding="utf-8", errors="replace").splitlines()[: lineno or 0]
     for line in reversed(lines):
-        if line.startswith("# notebook cell "):
+        if line.startswith(("# notebook cell ", "# notebook line ")):
             return line[2:].removeprefix("notebook ")
     return f"line {lineno}"
 
@@ -210,11 +216,18 @@ def _has_modules(folder: Path) -> bool:
 
 
 def _notebooks(folder: Path) -> list[Path]:
-    """The ``.ipynb`` files at the top of ``folder`` (not hidden ones, such as macOS's ``._x``)."""
+    """The ``.ipynb`` files at the top of ``folder`` (not hidden ones, such as macOS's ``._x``);
+    without any, its one ``.py`` script (a handout-shaped submission), if it has exactly one
+    besides ``__init__.py``."""
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir()
-                  if p.suffix.lower() == ".ipynb" and not p.name.startswith(".") and p.is_file())
+    files = [p for p in folder.iterdir() if not p.name.startswith(".") and p.is_file()
+             and not p.is_symlink()]
+    notebooks = sorted(p for p in files if p.suffix.lower() == ".ipynb")
+    if notebooks:
+        return notebooks
+    scripts = [p for p in files if p.suffix.lower() == ".py" and p.name != "__init__.py"]
+    return scripts if len(scripts) == 1 else []
 
 
 def submitted_notebook(root: Path) -> Path | None:

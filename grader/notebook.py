@@ -518,6 +518,7 @@ class NotebookLocations:
 
     notebook: str
     cells: dict[str, int] = field(default_factory=dict)
+    unit: str = "cell"  # "line" for a script: ``cells`` then holds line numbers
 
     def localize(self, message: str) -> str:
         """``message`` in the notebook's terms.
@@ -531,7 +532,10 @@ class NotebookLocations:
             tick, name, template, module = match.groups()
             if name is not None:
                 cell = self.cells.get(name)
-                return f"{tick}{name}{tick} in {self.notebook}" + (f" (cell {cell})" if cell else "")
+                return f"{tick}{name}{tick} in {self.notebook}" + (
+                    f" ({self.unit} {cell})" if cell else "")
+            if template and self.unit == "line":  # a script: the template is where to look
+                return f"student_template/{module}.py"
             if template:
                 return f"the Task {_task_number(module)} code cell of the lab's notebook"
             return self.notebook
@@ -539,7 +543,7 @@ class NotebookLocations:
         return _MODULE_MENTION.sub(replace, message)
 
     def to_dict(self) -> dict[str, object]:
-        return {"notebook": self.notebook, "cells": dict(self.cells)}
+        return {"notebook": self.notebook, "cells": dict(self.cells), "unit": self.unit}
 
     @classmethod
     def from_dict(cls, data: object) -> NotebookLocations | None:
@@ -548,12 +552,15 @@ class NotebookLocations:
         if not isinstance(data, dict):
             return None
         notebook, cells = data.get("notebook"), data.get("cells")
+        unit = data.get("unit", "cell")
+        if unit not in ("cell", "line"):
+            return None
         if not (isinstance(notebook, str) and 0 < len(notebook) <= 255 and isinstance(cells, dict)
                 and len(cells) <= 1000 and all(
                     isinstance(k, str) and k.isidentifier() and len(k) <= 100
                     and type(v) is int and v > 0 for k, v in cells.items())):
             return None
-        return cls(notebook=notebook, cells=dict(cells))
+        return cls(notebook=notebook, cells=dict(cells), unit=unit)
 
     @classmethod
     def read(cls, path: Path) -> NotebookLocations | None:
@@ -582,6 +589,7 @@ class NotebookBuild:
     answers: str
     notes: list[str] = field(default_factory=list)
     locations: NotebookLocations | None = None
+    word: str = "cell"  # what a number in the notes counts: notebook cells or script lines
 
 
 def read_notebook(path: Path) -> list[dict]:
@@ -621,6 +629,54 @@ def read_notebook(path: Path) -> list[dict]:
             source = ""
         cells.append({"cell_type": str(cell.get("cell_type", "")), "source": source})
     return cells
+
+
+def read_script(path: Path) -> list[dict]:
+    """A Python script as pseudo-cells, one per top-level statement (statements sharing a
+    line stay together), each numbered by its first line (decorators included): the
+    notes and messages then speak of the script's lines. A script that does not parse is
+    one cell numbered 1, so the note says where its syntax error is.
+
+    Raises:
+        ImplementationError: over the size cap, or not UTF-8 text.
+    """
+    name = path.name
+    if path.stat().st_size > MAX_NOTEBOOK_BYTES:
+        raise ImplementationError(f"{name}: over {MAX_NOTEBOOK_BYTES // 2**20} MB; hand in "
+                                  "your lab script (no data pasted into it)")
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ImplementationError(f"{name} is not UTF-8 text ({exc.reason}); save it as "
+                                  "UTF-8 and submit it again") from None
+    if len(text) > MAX_CODE_CHARS:
+        raise ImplementationError(
+            f"{name}: {len(text):,} characters of code (the grader reads at most "
+            f"{MAX_CODE_CHARS:,}); remove generated or pasted data from the script")
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return [{"cell_type": "code", "source": text, "number": 1}]
+    lines = text.splitlines(keepends=True)
+    starts: list[int] = []
+    for node in tree.body:
+        first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
+        if not starts or first > starts[-1]:
+            starts.append(first)
+    cells = []
+    for i, start in enumerate(starts):
+        end = starts[i + 1] - 1 if i + 1 < len(starts) else len(lines)
+        cells.append({"cell_type": "code", "source": "".join(lines[start - 1:end]),
+                      "number": start})
+    return cells
+
+
+def read_cells(path: Path) -> tuple[list[dict], str]:
+    """(cells, the word for a cell's number): a notebook's cells ("cell"), or a script's
+    statements ("line"). Raises ImplementationError as :func:`read_notebook` does."""
+    if path.suffix.lower() == ".py":
+        return read_script(path), "line"
+    return read_notebook(path), "cell"
 
 
 def interface_names() -> dict[str, set[str]]:
@@ -790,7 +846,7 @@ def build_package(path: Path, *, seconds: float | None = None,
             one of the bounds (the message says which).
         ParseInterrupted: ``should_stop()`` returned True.
     """
-    cells = read_notebook(path)
+    cells, word = read_cells(path)
     _check_bounds(path.name, cells)
     budget = _ParseBudget(path.name, PARSE_SECONDS if seconds is None else seconds, should_stop)
     notes: list[str] = []
@@ -799,6 +855,7 @@ def build_package(path: Path, *, seconds: float | None = None,
     work_count = 0
     statements = 0
     for number, cell in enumerate(cells, start=1):
+        number = cell.get("number", number)
         if cell["cell_type"] != "code" or not cell["source"].strip():
             continue
         budget.check()
@@ -811,9 +868,15 @@ def build_package(path: Path, *, seconds: float | None = None,
         try:
             tree = ast.parse(source)
         except SyntaxError as exc:
-            syntax_notes.append(
-                f"cell {number} (`{_first_line(cell['source'])}`) has a syntax error at line "
-                f"{exc.lineno}: {exc.msg}; nothing in it was used (fix it, or delete the cell)")
+            if word == "line":
+                syntax_notes.append(
+                    f"{path.name} has a syntax error at line {number + (exc.lineno or 1) - 1}: "
+                    f"{exc.msg}; nothing in it was used (Python cannot run it either: fix it)")
+            else:
+                syntax_notes.append(
+                    f"cell {number} (`{_first_line(cell['source'])}`) has a syntax error at "
+                    f"line {exc.lineno}: {exc.msg}; nothing in it was used (fix it, or delete "
+                    "the cell)")
             continue
         except (ValueError, RecursionError, MemoryError) as exc:  # null bytes, absurd nesting
             syntax_notes.append(f"cell {number} cannot be parsed ({type(exc).__name__}); "
@@ -844,8 +907,10 @@ def build_package(path: Path, *, seconds: float | None = None,
                 continue
             units.append(_Unit(number, len(units), node, kind, binds, now, later))
     if not any(c["cell_type"] == "code" and c["source"].strip() for c in cells):
-        raise ImplementationError(f"{path.name}: the notebook has no code cells; write your "
-                                  "code in the task cells of the lab's notebook")
+        raise ImplementationError(
+            f"{path.name}: the script is empty" if word == "line" else
+            f"{path.name}: the notebook has no code cells; write your code in the task cells "
+            "of the lab's notebook")
 
     definers: dict[str, list[_Unit]] = {}
     for unit in units:
@@ -859,7 +924,7 @@ def build_package(path: Path, *, seconds: float | None = None,
     for module in TASK_MODULES:
         keep = _reachable(interface[module], definers)
         used_units.update(u.order for u in keep)
-        modules[module] = _module_source(path.name, keep, definers, notes)
+        modules[module] = _module_source(path.name, keep, definers, notes, word)
 
     # Statements that compute something (a call in an assignment nothing graded uses).
     for unit in units:
@@ -888,10 +953,28 @@ def build_package(path: Path, *, seconds: float | None = None,
                      f"work (calls, plots, downloads, loops, ...) in {_cells_text(work_cells)} "
                      "were not run: the grader only takes definitions (functions, classes, "
                      "imports, constants)")
+    unused = sorted({f"{name}()" if u.kind == "def" else name
+                     for u in units if u.order not in used_units and u.kind == "def"
+                     for name in u.binds if not name.startswith("_")})
+    if unused:
+        shown = ", ".join(unused[:15]) + (", ..." if len(unused) > 15 else "")
+        notes.append(f"functions and classes the grader did not use: {shown} (it calls only "
+                     "the names the lab's template defines; see the README for what a "
+                     "handout-shaped submission is graded on)")
+    if word == "line":
+        notes = [_in_script_terms(n) for n in notes]
     locations = NotebookLocations(path.name, {name: definers[name][-1].cell
-                                              for name in sorted(graded) if name in definers})
-    return NotebookBuild(modules=modules, answers=_answers_markdown(cells), notes=notes,
-                         locations=locations)
+                                              for name in sorted(graded) if name in definers},
+                                  unit=word)
+    answers = _answers_markdown(cells)
+    return NotebookBuild(modules=modules, answers=answers, notes=notes, locations=locations,
+                         word=word)
+
+
+def _in_script_terms(note: str) -> str:
+    """A note phrased for a notebook (cells) said of a script (lines)."""
+    note = re.sub(r"\bcell(s?) (\d)", r"line\1 \2", note)
+    return note.replace("as when the notebook runs", "as when the script runs")
 
 
 def _reachable(roots: set[str], definers: dict[str, list[_Unit]]) -> list[_Unit]:
@@ -912,7 +995,7 @@ def _reachable(roots: set[str], definers: dict[str, list[_Unit]]) -> list[_Unit]
 
 
 def _module_source(notebook: str, keep: list[_Unit], definers: dict[str, list[_Unit]],
-                   notes: list[str]) -> str:
+                   notes: list[str], word: str = "cell") -> str:
     """Imports first, then the other units in dependency order (cell order otherwise)."""
     imports = [u for u in keep if u.kind == "import"]
     rest = [u for u in keep if u.kind != "import"]
@@ -965,14 +1048,14 @@ def _module_source(notebook: str, keep: list[_Unit], definers: dict[str, list[_U
     for unit in imports:
         module = _imported_module(unit.node)
         if module is not None and not _importable(module):
-            note = (f"cell {unit.cell}: `{ast.unparse(unit.node)[:80]}`: module {module!r} is not "
+            note = (f"{word} {unit.cell}: `{ast.unparse(unit.node)[:80]}`: module {module!r} is not "
                     "installed where the grader runs; the import was skipped")
             if note not in notes:
                 notes.append(note)
             continue
-        lines += [f"# notebook cell {unit.cell}", ast.unparse(unit.node)]
+        lines += [f"# notebook {word} {unit.cell}", ast.unparse(unit.node)]
     for unit in ordered:
-        lines += ["", "", f"# notebook cell {unit.cell}", ast.unparse(unit.node)]
+        lines += ["", "", f"# notebook {word} {unit.cell}", ast.unparse(unit.node)]
     return "\n".join(lines) + "\n"
 
 
@@ -1028,7 +1111,12 @@ def write_package(path: Path, dest: Path, *,
     dest.mkdir(parents=True, exist_ok=True)
     for module, source in build.modules.items():
         (dest / f"{module}.py").write_text(source, encoding="utf-8")
-    (dest / "answers.md").write_text(build.answers, encoding="utf-8")
+    answers = build.answers
+    beside = path.parent / "answers.md"
+    if build.word == "line" and beside.is_file() and not beside.is_symlink():
+        # A script has no markdown cells: its answers are the answers.md handed in with it.
+        answers = beside.read_bytes()[:200_000].decode("utf-8", errors="replace")
+    (dest / "answers.md").write_text(answers, encoding="utf-8")
     (dest / "notebook_notes.json").write_text(json.dumps(build.notes, indent=1), encoding="utf-8")
     if build.locations is not None:
         (dest / LOCATIONS_FILE).write_text(json.dumps(build.locations.to_dict(), indent=1),

@@ -48,11 +48,14 @@ class ProbeContext:
     scratch: Path
     device: str = "cpu"
     _base_model: torch.nn.Module | None = field(default=None, repr=False)
+    # Task module -> how a handout-shaped module was adapted (grader.handout_shape).
+    adapted: dict[str, list[str]] = field(default_factory=dict, repr=False)
 
     def module(self, name: str) -> ModuleType:
         """The implementation's module ``name`` (e.g. ``"filters"``).
 
-        A function the template declares but the module does not define is added as a
+        A handout-shaped module is first adapted (:func:`grader.handout_shape.adapt`). A
+        function the template declares but the module does not define is then added as a
         stub raising ``AttributeError`` with a clear message, so a missing function costs
         the checks of its own calls only, not the whole task's probe.
 
@@ -60,6 +63,15 @@ class ProbeContext:
             ImplementationError: the module is missing or fails to import.
         """
         module = self.impl.module(name)
+        if name not in self.adapted:
+            from grader.handout_shape import adapt
+
+            # Once per imported module, whichever context asks first (pytest makes one per task).
+            done = self.impl.__dict__.setdefault("adaptations", {})
+            if name not in done:
+                done[name] = []
+                adapt(name, module, self.module, done[name])
+            self.adapted[name] = done[name]
         namespace = module.__dict__
         for function in template_functions(name):
             if function not in namespace:

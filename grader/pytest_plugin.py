@@ -153,7 +153,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="PATH",
         type=parse_impl_spec,
         default=None,
-        help="implementation to grade: a package folder, a .zip or a .ipynb (default: reference)",
+        help="implementation to grade: a package folder, a .zip, a .ipynb or a .py script "
+        "(default: reference)",
     )
     group.addoption(
         "--weights",
@@ -194,7 +195,7 @@ def parse_impl_spec(value: str) -> str:
     if value in BUILTIN_PACKAGES or Path(value).expanduser().exists():
         return value
     raise argparse.ArgumentTypeError(
-        f"--impl {value!r}: no such folder, .zip or .ipynb; pass your filled-in copy of "
+        f"--impl {value!r}: no such folder, .zip, .ipynb or .py; pass your filled-in copy of "
         "student_template/ (a folder or a .zip of it), your lab notebook, or reference / "
         "student_template"
     )
@@ -272,7 +273,9 @@ class LabSession:
             if self._impl is None and self._impl_error is None:
                 try:
                     self._impl = load_implementation(self.impl_spec)
-                    self.notes.extend(f"notebook: {n}" for n in getattr(self._impl, "notes", []))
+                    locations = getattr(self._impl, "locations", None)
+                    kind = "script" if getattr(locations, "unit", "") == "line" else "notebook"
+                    self.notes.extend(f"{kind}: {n}" for n in getattr(self._impl, "notes", []))
                 except ImplementationError as exc:
                     self._impl_error = str(exc)
             if self._impl_error is not None:
@@ -282,6 +285,10 @@ class LabSession:
                                    settings=DEFAULT_SETTINGS, fixtures_dir=FIXTURES_DIR,
                                    scratch=self._scratch, device=self.device)
                 record = probe_task(task, ctx)
+                adapted = record.data.get("adapted")
+                if isinstance(adapted, list):  # how a handout-shaped function was called
+                    title = task_spec(task).title.split(":")[0]
+                    self.notes.extend(f"{title}: {n}" for n in adapted if isinstance(n, str))
             self._records[task] = record
             self._results[task] = check_task(
                 task, record, reference.records.get(task), self._check_context(),

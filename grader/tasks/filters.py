@@ -80,6 +80,7 @@ from grader.checking import (
     require_call,
     require_figure,
 )
+from grader.handout_shape import HANDOUT_FILTER_SIZE, handout_visualize_filter
 from grader.probing import (
     ProbeContext,
     call,
@@ -181,18 +182,32 @@ def probe(ctx: ProbeContext) -> Record:
     mod = ctx.module("filters")
     record = new_record("filters")
     infos: dict[str, Any] = {}
+    handout = handout_visualize_filter(getattr(mod, "visualize_filter", None))
+    record.data["signature"] = "handout" if handout else "template"
+    if handout:
+        record.data["adapted"] = [
+            "visualize_filter has the handout's signature (no image_size, seed): it was "
+            "called as the handout does, with the layer module, after torch.manual_seed(seed), "
+            f"and judged at the handout's {HANDOUT_FILTER_SIZE} px"]
     for spec in cases(ctx.settings):
         key = spec["key"]
+        if handout:
+            spec = dict(spec, image_size=HANDOUT_FILTER_SIZE, passed_as="module")
         model = ctx.fresh_model()
         target = spec["layer"] if spec["passed_as"] == "name" else model.get_submodule(
             spec["layer"])
         watcher = _InputWatcher(model)
         try:
             with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(spec["decoy"])
-                image = call(record, key, mod.visualize_filter, model, target, spec["filter"],
-                             spec["iterations"], spec["lr"], image_size=spec["image_size"],
-                             seed=spec["seed"])
+                if handout:  # its noise comes from the global generator: the probe seeds it
+                    torch.manual_seed(spec["seed"])
+                    image = call(record, key, mod.visualize_filter, model, target,
+                                 spec["filter"], spec["iterations"], spec["lr"])
+                else:
+                    torch.manual_seed(spec["decoy"])
+                    image = call(record, key, mod.visualize_filter, model, target,
+                                 spec["filter"], spec["iterations"], spec["lr"],
+                                 image_size=spec["image_size"], seed=spec["seed"])
         finally:
             watcher.remove()
         info = dict(spec, forward_calls=watcher.calls,
@@ -217,7 +232,7 @@ def probe(ctx: ProbeContext) -> Record:
         if record.data["calls"]["grid"]["ok"]:
             figure_facts(record, "grid", fig)
         del fig
-    if record.data["calls"]["grid"]["ok"]:
+    if record.data["calls"]["grid"]["ok"] and not handout:
         # What the student's own visualize_filter gives for each cell, and its inputs.
         model = ctx.fresh_model()
         for i, (layer, number) in enumerate(_grid_cells(grid)):
@@ -302,6 +317,45 @@ class _InputWatcher:
 
 
 # --------------------------------------------------------------------------- checks
+
+
+def _as_judged(student: Record, reference: Record, ctx: CheckContext) -> Record:
+    """The reference to judge ``student`` against: the reference's own record, or, for a
+    ``visualize_filter`` with the handout's signature (which always works at 224 px), the
+    same cases at 224 px, computed here by the reference's own optimisation (trusted code,
+    the grader's process) from the same seeds, layers, filters, iterations and rates."""
+    if student.data.get("signature") != "handout":
+        return reference
+    cases = {key: dict(spec, image_size=HANDOUT_FILTER_SIZE, passed_as="module")
+             for key, spec in reference.data["cases"].items()}
+    tensors = dict(reference.tensors)
+    for key, spec in cases.items():
+        tensors.update({f"{key}_{which}": tensor for which, tensor in
+                        _handout_reference_inputs(ctx, spec).items()})
+    return Record(task=reference.task, data={**reference.data, "cases": cases}, tensors=tensors)
+
+
+_HANDOUT_REFERENCE: dict[tuple[Any, ...], dict[str, torch.Tensor]] = {}
+
+
+def _handout_reference_inputs(ctx: CheckContext, spec: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The first, second and last image the reference feeds the model in case ``spec`` at
+    224 px (cached per trusted model and case: every check of a submission asks)."""
+    from reference.filters import maximize_activation
+
+    model = ctx.trusted_model()
+    size, seed = HANDOUT_FILTER_SIZE, spec["seed"]
+    key = (id(model), spec["layer"], spec["filter"], spec["iterations"], spec["lr"], seed)
+    if key not in _HANDOUT_REFERENCE:
+        def after(steps: int) -> torch.Tensor:
+            image, _ = maximize_activation(model, spec["layer"], spec["filter"], steps,
+                                           spec["lr"], image_size=size, seed=seed)
+            return image.detach().to("cpu", torch.float32).contiguous()
+
+        # The last image fed is the one before the last step (each step follows a forward).
+        _HANDOUT_REFERENCE[key] = {"first": seeded_noise(seed, size), "step": after(1),
+                                   "last": after(spec["iterations"] - 1)}
+    return _HANDOUT_REFERENCE[key]
 
 
 def _spec(reference: Record, key: str) -> dict[str, Any]:
@@ -406,6 +460,8 @@ def _level_reached(got: tuple[float, float], ref: tuple[float, float]) -> bool:
 
 
 def check_activation_rises(student: Record, reference: Record, ctx: CheckContext) -> Outcome:
+    reference = _as_judged(student, reference, ctx)
+
     def judge(key, spec, what):
         got, ref = _both(student, reference, key, spec, what, ctx)
         if _rises(got, ref):
@@ -419,6 +475,8 @@ def check_activation_rises(student: Record, reference: Record, ctx: CheckContext
 
 
 def check_activation_level(student: Record, reference: Record, ctx: CheckContext) -> Outcome:
+    reference = _as_judged(student, reference, ctx)
+
     def judge(key, spec, what):
         got, ref = _both(student, reference, key, spec, what, ctx)
         if _level_reached(got, ref):
@@ -434,6 +492,8 @@ def check_activation_level(student: Record, reference: Record, ctx: CheckContext
 
 
 def check_seed(student: Record, reference: Record, ctx: CheckContext) -> Outcome:
+    reference = _as_judged(student, reference, ctx)
+
     def judge(key, spec, what):
         first, _ = _inputs(student, key, what)
         want = seeded_noise(spec["seed"], spec["image_size"])
@@ -450,6 +510,8 @@ def check_seed(student: Record, reference: Record, ctx: CheckContext) -> Outcome
 
 
 def check_iterations(student: Record, reference: Record, ctx: CheckContext) -> Outcome:
+    reference = _as_judged(student, reference, ctx)
+
     def judge(key, spec, what):
         _inputs(student, key, what)
         expected = int(_case(reference, key)["distinct_inputs"])
@@ -472,6 +534,8 @@ def _first_step(record: Record, key: str) -> float | None:
 
 
 def check_lr(student: Record, reference: Record, ctx: CheckContext) -> Outcome:
+    reference = _as_judged(student, reference, ctx)
+
     def judge(key, spec, what):
         _inputs(student, key, what)
         want = _first_step(reference, key)
@@ -534,6 +598,8 @@ def _secondary(student: Record, reference: Record, ctx: CheckContext, problem, o
 
 
 def check_output_format(student: Record, reference: Record, ctx: CheckContext) -> Outcome:
+    reference = _as_judged(student, reference, ctx)
+
     def problem(key, what):
         try:
             require_call(student, key, POINTER)
@@ -570,6 +636,8 @@ def _image_problem(record: Record, name: str, size: int) -> str | None:
 
 
 def check_hooks_removed(student: Record, reference: Record, ctx: CheckContext) -> Outcome:
+    reference = _as_judged(student, reference, ctx)
+
     def problem(key, what):
         hooks = _case(student, key).get("model", {}).get("hooks") or []
         left = [f"a {hook.get('kind', 'hook').replace('_', ' ')} is still registered on "
@@ -581,6 +649,8 @@ def check_hooks_removed(student: Record, reference: Record, ctx: CheckContext) -
 
 
 def check_model_untouched(student: Record, reference: Record, ctx: CheckContext) -> Outcome:
+    reference = _as_judged(student, reference, ctx)
+
     def problem(key, what):
         facts = _case(student, key).get("model", {})
         found = []
