@@ -32,6 +32,7 @@ bubblewrap each thread's slot keeps its warm process for the whole batch.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import queue
@@ -940,6 +941,11 @@ class SubmissionRun:
                                             should_stop=b.stop.is_set)
             except ParseInterrupted:
                 raise Interrupted from None
+            except (OSError, NotImplementedError, RuntimeError, EOFError, ValueError) as exc:
+                problem = _archive_fault(sub, exc)
+                if problem is None:
+                    raise
+                raise ImplementationError(problem) from exc
             # Read before any child runs: the staged folder is the child's to write later.
             staged = NotebookLocations.read(self.scratch / "submission" / LOCATIONS_FILE)
             if staged is not None and staged.unit == "line":
@@ -976,6 +982,29 @@ class SubmissionRun:
                 })
         finally:
             shutil.rmtree(self.readback, ignore_errors=True)
+
+
+# A zip member the file system refuses (a name over 255 bytes, bytes that are no name, a file
+# where the zip also has a folder): the archive's fault, not the grader's.
+_ARCHIVE_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.EILSEQ, errno.EINVAL, errno.ENOTDIR,
+                             errno.EISDIR, errno.EEXIST})
+
+
+def _archive_fault(sub: Submission, exc: BaseException) -> str | None:
+    """The row's problem when unpacking ``sub``'s zip raised ``exc`` because of the zip
+    (zipfile's unsupported methods, bad data, members the file system refuses); None when
+    ``exc`` is not the archive's fault (the grader's own disk, say)."""
+    if sub.path is None or sub.path.suffix.lower() != ".zip":
+        return None
+    if isinstance(exc, OSError):
+        if exc.errno not in _ARCHIVE_ERRNOS:
+            return None
+        member = Path(str(exc.filename)).name if exc.filename else ""
+        detail = f"{exc.strerror}: {member[:60]}{'...' if len(member) > 60 else ''}"
+    else:
+        detail = f"{type(exc).__name__}: {exc}"[:300]
+    return (f"{sub.path.name} could not be unpacked ({detail}); zip the folder again, with "
+            "ordinary file names and the usual compression")
 
 
 def _json(value: Any) -> str:

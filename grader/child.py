@@ -9,9 +9,10 @@ debugging). It
 
 1. drops to the unprivileged uid it is given (when started as root inside bwrap)
    and sets ``no_new_privs``, before any student code is imported;
-2. imports the submission as a synthetic package (:mod:`grader.implementation`);
-3. for each task, in order: appends ``start <task>`` to ``<records>/progress``,
-   runs the task's probe, writes the record (safetensors + JSON,
+2. for each task, in order: appends ``start <task>`` to ``<records>/progress``
+   (before the first task's probe it imports the submission as a synthetic package,
+   :mod:`grader.implementation`: its ``__init__.py`` is student code, so a process it
+   ends is that task's crash), runs the task's probe, writes the record (safetensors + JSON,
    :meth:`grader.records.Record.save`) and appends ``done <task>``; with ``--handoff``
    it then waits until the parent has taken that record (read and deleted it), so no
    later task's student code can rewrite it.
@@ -156,15 +157,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.handoff:
         set_checkpoint(lambda record, changed: record.save(args.records / PARTIAL_DIR,
                                                            tensors=changed))
-    impl, impl_error = None, None
-    try:
-        impl = load_implementation(args.impl)
-    except ImplementationError as exc:
-        impl_error = str(exc)
-    ctx = ProbeContext(impl=impl, weights=weights, settings=settings,
-                       fixtures_dir=FIXTURES_DIR, scratch=args.scratch, device=args.device)
+    impl, impl_error, ctx = None, None, None
     for task in tasks:
         mark(args.records, f"start {task}")
+        if ctx is None:
+            # Loaded once the first task has started: the package's __init__.py is student
+            # code, and a process it ends is that task's crash (the student's), not a child
+            # that failed before probing (the grader's).
+            try:
+                impl = load_implementation(args.impl)
+            except ImplementationError as exc:
+                impl_error = str(exc)
+            ctx = ProbeContext(impl=impl, weights=weights, settings=settings,
+                               fixtures_dir=FIXTURES_DIR, scratch=args.scratch,
+                               device=args.device)
         if impl is None:
             record = Record(task=task, data={"import_error": impl_error})
         else:

@@ -36,6 +36,7 @@ import torch
 from grader.points import TASKS, task_spec
 from grader.records import Record
 from grader.results import GradeReport, format_points
+from grader.terminal import printable
 
 REPORT_FILE = "report.json"
 RESULTS_FILE = "results.json"
@@ -286,7 +287,9 @@ WHOSE = {"yours": "your", "reference": "the reference's"}
 
 
 def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+    # Control characters shown as escapes (grader.terminal): the page and a terminal that
+    # prints it show what a submission's text holds, not a cleared screen or a faked line.
+    return printable(html.escape(str(value), quote=True))
 
 
 def figure_caption(task: str, name: str, whose: str,

@@ -5,14 +5,18 @@ each built from its overlay by ``fixtures/submissions/build.py``; the tests then
 read the outputs: every case's expected points, upper bounds, failed checks and
 feedback; that the honest cases next to hostile ones keep their exact points;
 that no process of a submission outlives the batch; that nothing outside the
-submissions' scratch folders was written. A second, smaller batch grades the
-cases that do not depend on the file-system sandbox with ``--sandbox none``; a
-third is killed midway and resumed. No test asserts a duration: a hang would
+submissions' scratch folders was written; that every case has its row in summary.csv
+(links, unpackable zips, notebooks over a bound included), answers.csv only the
+grader's questions with every cell neutralised and quoted, every feedback page its
+control characters escaped, and that no System V segment outlives the batch. A
+second, smaller batch grades the cases that do not depend on the file-system sandbox
+with ``--sandbox none``; a third is killed midway and resumed. No test asserts a duration: a hang would
 show as the batch never ending (the per-task limit is 20 s here).
 """
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import json
 import os
@@ -95,6 +99,10 @@ class CorpusRun:
             if result["task"] == task:
                 return {c["name"]: c for c in result["checks"]}
         raise KeyError(task)
+
+    def answers_rows(self) -> list[list[str]]:
+        with (self.out / "answers.csv").open(newline="", encoding="utf-8") as f:
+            return list(csv.reader(f))
 
     def feedback(self, name: str, task: str) -> str:
         """Everything the student is told about ``task``: check messages and problems."""
@@ -193,6 +201,27 @@ def _assert_as_expected(run: CorpusRun, name: str) -> None:
         if task in run.tasks:
             for needle in needles:
                 assert needle in run.feedback(name, task), f"{name} {task}: no {needle!r}"
+    entry = run.entry(name)
+    if "status" in expected:
+        assert entry["status"] == expected["status"], f"{name}: {entry['status']} {entry['problems']}"
+    with (run.out / "summary.csv").open(newline="", encoding="utf-8") as f:
+        (row,) = [r for r in csv.DictReader(f) if r["submission"] == name]
+    for needle in expected.get("problems", []):
+        assert needle in row["problems"], f"{name}: no {needle!r} in {row['problems']!r}"
+    if expected.get("log"):
+        log = (run.out / name / "log.txt").read_text(encoding="utf-8", errors="replace")
+        for needle in expected["log"]:
+            assert needle in log, f"{name}: no {needle!r} in log.txt"
+    if expected.get("feedback_html"):
+        page = (run.out / name / "feedback.html").read_text(encoding="utf-8")
+        for needle in expected["feedback_html"]:
+            assert needle in page, f"{name}: no {needle!r} in feedback.html"
+    if expected.get("answers_csv"):
+        header, *rows = run.answers_rows()
+        (answers,) = [r for r in rows if r[0] == name]
+        for prefix, start in expected["answers_csv"].items():
+            (column,) = [i for i, h in enumerate(header) if h.startswith(prefix)]
+            assert answers[column].startswith(start), f"{name} {prefix}: {answers[column]!r}"
     same = expected.get("same_points_as")
     if same and same["case"] in run.names:
         other = {t: r["score"] for t, r in run.entry(same["case"])["tasks"].items()}
@@ -314,6 +343,53 @@ def test_a_submission_reads_no_reference_no_tests_no_cache(run: CorpusRun) -> No
 
 
 @pytest.mark.slow
+def test_every_case_has_one_row_whatever_happened_to_it(run: CorpusRun) -> None:
+    # Links, unpackable zips, notebooks over a bound, crashes at import: each a row of its own.
+    with (run.out / "summary.csv").open(newline="", encoding="utf-8") as f:
+        rows = [r["submission"] for r in csv.DictReader(f)]
+    assert sorted(rows) == sorted(run.names)
+
+
+@pytest.mark.slow
+def test_answers_csv_has_the_graders_questions_only_and_no_formula(run: CorpusRun) -> None:
+    from grader.tasks.answers import template_headings
+
+    header, *rows = run.answers_rows()
+    assert header == ["submission", *template_headings()]  # no heading of a submission's
+    for row in rows:
+        for cell in row:
+            assert cell[:1] not in ("=", "+", "-", "@", "\t", "\r"), (row[0], cell[:40])
+    raw = (run.out / "answers.csv").read_text(encoding="utf-8")
+    for row in rows:  # every cell quoted: no separator a spreadsheet guesses splits one
+        assert f'\n"{row[0]}","' in raw, row[0]
+
+
+@pytest.mark.slow
+def test_no_feedback_page_holds_a_raw_control_character(run: CorpusRun) -> None:
+    from grader.terminal import printable
+
+    for name in run.names:
+        page = (run.out / name / "feedback.html").read_text(encoding="utf-8")
+        assert printable(page) == page, f"{name}: a control character in feedback.html"
+
+
+def _segment_left(run: CorpusRun) -> bool:
+    """Whether ipc_secret's System V segment (key 0x1ab3c0) is in this test's IPC namespace."""
+    if "ipc_secret" not in run.names:
+        pytest.skip("ipc_secret only runs where processes are isolated")
+    if not Path("/proc/sysvipc/shm").is_file():
+        pytest.skip("no /proc/sysvipc/shm here")
+    keys = [line.split()[0] for line in Path("/proc/sysvipc/shm").read_text().splitlines()[1:]]
+    return str(0x1AB3C0) in keys  # decimal there
+
+
+@pytest.mark.slow
+def test_no_shared_memory_segment_of_a_submission_outlives_the_batch(run: CorpusRun) -> None:
+    # The case stored it (its expected log says so); the child's own IPC namespace took it away.
+    assert not _segment_left(run)
+
+
+@pytest.mark.slow
 def test_a_print_flood_is_capped_in_the_log(run: CorpusRun) -> None:
     log = run.out / "print_flood" / "log.txt"
     assert log.stat().st_size < 1024 * 1024
@@ -345,6 +421,12 @@ def test_case_is_graded_as_expected_without_bubblewrap(run_none: CorpusRun, name
         pytest.skip(reason)
     assert run_none.code == 0
     _assert_as_expected(run_none, name)
+
+
+@pytest.mark.slow
+def test_no_shared_memory_segment_outlives_the_batch_without_bubblewrap(
+        run_none: CorpusRun) -> None:
+    assert not _segment_left(run_none)
 
 
 @pytest.mark.slow
