@@ -25,7 +25,7 @@ TINY = 32
 STEPS = 2
 MODULES = ["handout", "_bench", "test_machine_bench", "test_inference_bench",
            "test_attribution_bench", "test_filters_bench", "test_grading_bench",
-           "test_batch_bench"]
+           "test_batch_bench", "test_staging_bench"]
 
 
 @pytest.fixture(autouse=True, scope="module")
