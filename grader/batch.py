@@ -81,6 +81,8 @@ from grader.warm_worker import ZYGOTE_CAPABILITIES, WarmWorker, WorkerError
 
 DEFAULT_TIMEOUT = 300.0
 DEFAULT_TASK_TIMEOUT = 60.0
+# The part of --task-timeout a top-level run may take (it runs inside Task 1's probe).
+TOP_LEVEL_SHARE = 0.8
 # RLIMIT_AS counts address space, not resident memory: importing torch, torchvision,
 # captum and matplotlib already maps about 3.6 GB (resident: 0.8 GB), and probing the
 # reference peaks at 4.2 GB mapped / 1.2 GB resident. 8 GB leaves room for an honest
@@ -364,6 +366,7 @@ class Batch:
     python_reachable: bool
     notes: list[str] = field(default_factory=list)
     course: Any = None  # grader.course.Course: the course file's points, or None
+    run_top_level: bool = False  # run handout-shaped submissions' top-level code (grader.top_level)
     uids: sandbox.UidPool = field(default_factory=sandbox.UidPool)
     contexts: dict[int, Any] = field(default_factory=dict)
     stop: threading.Event = field(default_factory=threading.Event)
@@ -673,6 +676,9 @@ class SubmissionRun:
         ]
         if self.identity.drop_at == "child":
             args += ["--drop-uid", str(self.identity.uid), "--drop-gid", str(self.identity.gid)]
+        if b.run_top_level:
+            # Within the task that starts it (Task 1): what the run made by then is kept.
+            args += ["--run-top-level", f"{TOP_LEVEL_SHARE * b.task_timeout:g}"]
         return args
 
     def child_env(self) -> dict[str, str]:
@@ -1146,6 +1152,7 @@ def grade_batch(
     variant: str = "graded",
     secret: str | None = None,
     course: str | None = None,
+    run_top_level: bool = False,
     quiet: bool = False,
     say: Callable[[str], None] | None = None,
 ) -> BatchResult:
@@ -1155,6 +1162,8 @@ def grade_batch(
     (``secret``: its file; see :mod:`grader.variant`), ``"practice"`` the published inputs
     students check themselves on. ``course``: the course file (switched-off and reweighted
     checks; see :mod:`grader.course`), else ``$LAB3_COURSE_FILE`` or ``.lab3/course.toml``.
+    ``run_top_level``: run the top-level code of script and notebook submissions (with the
+    offline stand-ins, :mod:`grader.top_level`) for what the handout asks as top-level code.
 
     Raises:
         UsageError: bad options, bubblewrap required but unusable, no submission exists.
@@ -1250,6 +1259,7 @@ def grade_batch(
             task_timeout=task_timeout, device=device,
             threads=max(1, _cpu_count() // jobs), hidden=_hidden_paths(out_dir, work, secret),
             python_reachable=python_reachable, notes=notes, course=course_file,
+            run_top_level=run_top_level,
         )
         emit(f"grading {len(todo)} submission(s) with {jobs} worker(s); sandbox: {mode}; "
              f"{resolved.describe()}")

@@ -52,6 +52,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cwd", type=Path, default=None, help="working directory (after the drop)")
     parser.add_argument("--drop-uid", type=int, default=None)
     parser.add_argument("--drop-gid", type=int, default=None)
+    parser.add_argument("--run-top-level", type=float, default=None, metavar="SECONDS",
+                        help="run a script's or notebook's top-level code, for this long at most")
     parser.add_argument("--handoff", action="store_true",
                         help="after each task, wait until the parent has taken its record")
     parser.add_argument("--log", type=Path, default=None,
@@ -170,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
                 impl_error = str(exc)
             ctx = ProbeContext(impl=impl, weights=weights, settings=settings,
                                fixtures_dir=FIXTURES_DIR, scratch=args.scratch,
-                               device=args.device)
+                               device=args.device, run_top_level=args.run_top_level)
         if impl is None:
             record = Record(task=task, data={"import_error": impl_error})
         else:

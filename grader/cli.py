@@ -213,6 +213,12 @@ def build_parser() -> argparse.ArgumentParser:
                              "checkout)")
     grade.add_argument("--course", dest="course", type=parse_course, metavar="FILE",
                        default=defaults["course"], help=COURSE_HELP)
+    grade.add_argument("--run-top-level", dest="run_top_level", action="store_true",
+                       help="for scripts and notebooks written from the handout: run their "
+                            "top-level code in the sandbox with offline stand-ins for the "
+                            "handout's downloads; Task 1 is then graded on the model and labels "
+                            "it builds, and the tasks it does as top-level code get a 'graded by "
+                            "hand' note (give it time: --task-timeout 600; default: off)")
     grade.add_argument("-q", "--quiet", dest="quiet", action="store_true",
                        help="no progress output, only the final table (default: off)")
     grade.set_defaults(handler=_grade)

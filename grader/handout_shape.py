@@ -18,6 +18,12 @@ process (beside the student's code; the records and checks are unchanged):
   tells the probe, which then passes the layer as a module, seeds the global generator
   itself and judges the handout's fixed 224 px (see :mod:`grader.tasks.filters`).
 
+With ``--run-top-level`` (an instructor's choice: it runs the submission's top-level
+code, see :mod:`grader.top_level`), Task 1's ``load_model``/``load_labels`` come from the
+``model`` and ``labels`` the run built, and each task the handout asks as top-level code
+(graph, grid, IG, visualisations, NoiseTunnel, comparison) without the template's function
+gets a "graded by hand" note listing what the run produced for it.
+
 Each adaptation adds a note to the implementation's notes, so the feedback says how the
 function was called.
 """
@@ -36,16 +42,103 @@ HANDOUT_FILTER_SIZE = 224
 
 
 def adapt(name: str, module: ModuleType, load_module: Callable[[str], ModuleType],
-          notes: list[str]) -> None:
+          notes: list[str], *, run: Callable[[], Any] | None = None) -> None:
     """Adapt task module ``name`` of a handout-shaped submission in place (see the module
     docstring); a template-shaped module is left as it is. ``load_module`` gives another
     task module of the same implementation (adapted too); ``notes`` gets one line per
-    adaptation."""
+    adaptation. ``run`` gives the submission's top-level run
+    (:class:`grader.top_level.TopLevelRun`, or None when the instructor did not ask for it):
+    Task 1's functions come from its ``model`` and ``labels``, and the tasks the handout
+    asks as top-level code get a "graded by hand" note with what the run produced."""
     namespace = module.__dict__
     if name == "preprocessing":
         _adapt_preprocessing(namespace, notes)
     elif name == "inference":
         _adapt_inference(namespace, load_module, notes)
+    if run is None or all(f in namespace for f in HAND_GRADED.get(name, ("",))):
+        return
+    result = run()
+    if result is None:
+        return
+    if name == "model":
+        _adapt_model(namespace, result, notes)
+    elif name in HAND_GRADED:
+        notes.append(_hand_graded(name, result))
+
+
+# What the handout asks as top-level code, per task module: the template's functions for it.
+HAND_GRADED: dict[str, tuple[str, ...]] = {
+    "model": ("load_model", "load_labels"),
+    "graph": ("render_model_graph",),
+    "filters": ("plot_filter_grid",),
+    "integrated_gradients": ("integrated_gradients",),
+    "attribution_viz": ("visualize_attribution_grid",),
+    "noise_tunnel": ("noise_tunnel",),
+    "comparison": ("compare_attributions", "plot_comparison"),
+}
+
+
+def _run_stopped(run: Any) -> str:
+    return f"; the run stopped early: {run.error}" if run.error else ""
+
+
+def _adapt_model(namespace: dict[str, Any], run: Any, notes: list[str]) -> None:
+    """``load_model``/``load_labels`` from the run's ``model`` and ``labels`` globals."""
+    import copy
+
+    model = run.namespace.get("model")
+    if "load_model" not in namespace and isinstance(model, torch.nn.Module):
+        built = model
+
+        def load_model(device: str | torch.device = "cpu") -> torch.nn.Module:
+            # A copy per call: the probe moves and inspects it; the handout has no device.
+            return copy.deepcopy(built).to(device)
+
+        namespace["load_model"] = load_model
+        notes.append("load_model is not defined: Task 1 was graded on the `model` your "
+                     "top-level code built (run by the grader offline); the handout has no "
+                     "device argument, so the grader moved a copy to each device it asked for")
+    elif "load_model" not in namespace:
+        notes.append("graded by hand: Task 1: the top-level run left no torch model named "
+                     "`model`" + _run_stopped(run))
+    labels = run.namespace.get("labels")
+    if "load_labels" not in namespace and isinstance(labels, dict):
+        given = dict(labels)
+
+        def load_labels(path: Any = None) -> dict[int, str]:
+            if path is not None:
+                raise NotImplementedError(
+                    "the handout's labels come from its download: load_labels(path) (a label "
+                    "file) is the template's, see student_template/model.py")
+            return dict(given)
+
+        namespace["load_labels"] = load_labels
+        notes.append("load_labels is not defined: the `labels` your top-level code made from "
+                     "the handout's download (answered offline by the grader) were graded")
+
+
+def _hand_graded(name: str, run: Any) -> str:
+    """One "graded by hand" line: what the run produced that bears on task ``name``."""
+    from grader.top_level import evidence
+
+    facts = evidence(run)
+    tensors = [f"`{n}` {tuple(i['shape'])}" for n, i in facts["globals"].items()
+               if "shape" in i and len(i["shape"]) == 4 and i["shape"][1] == 3][:6]
+    figures = [f"{f['image_axes']} image panels" for f in facts["figures"]][:8]
+    images = [f for f in facts["files"] if f.lower().endswith((".png", ".pdf", ".svg"))][:5]
+    found = {
+        "graph": f"files written: {', '.join(images) or 'none'}",
+        "filters": f"figures: {', '.join(figures) or 'none'}",
+        "integrated_gradients": f"image-shaped tensors: {', '.join(tensors) or 'none'}",
+        "attribution_viz": f"figures: {', '.join(figures) or 'none'}",
+        "noise_tunnel": f"image-shaped tensors: {', '.join(tensors) or 'none'}",
+        "comparison": f"figures: {', '.join(figures) or 'none'}; image-shaped tensors: "
+                      f"{', '.join(tensors) or 'none'}",
+    }[name]
+    missing = " and ".join(f"{f}()" for f in HAND_GRADED[name])
+    return (f"graded by hand: no {missing} to probe; the handout asks this as top-level code, "
+            f"which the grader ran offline ({facts['seconds']:g} s): {found}"
+            + _run_stopped(run))
 
 
 def _adapt_preprocessing(namespace: dict[str, Any], notes: list[str]) -> None:

@@ -590,6 +590,7 @@ class NotebookBuild:
     notes: list[str] = field(default_factory=list)
     locations: NotebookLocations | None = None
     word: str = "cell"  # what a number in the notes counts: notebook cells or script lines
+    top_level: str = ""  # every code cell that parses, in order (grader.top_level runs it)
 
 
 def read_notebook(path: Path) -> list[dict]:
@@ -854,6 +855,7 @@ def build_package(path: Path, *, seconds: float | None = None,
     magic_cells, syntax_notes, work_cells, not_python = [], [], [], []
     work_count = 0
     statements = 0
+    runnable: list[str] = []  # the code that parses, in order: what a top-level run executes
     for number, cell in enumerate(cells, start=1):
         number = cell.get("number", number)
         if cell["cell_type"] != "code" or not cell["source"].strip():
@@ -867,6 +869,7 @@ def build_package(path: Path, *, seconds: float | None = None,
             continue
         try:
             tree = ast.parse(source)
+            runnable.append(f"# {word} {number}\n{source}" if word == "cell" else source)
         except SyntaxError as exc:
             if word == "line":
                 syntax_notes.append(
@@ -968,7 +971,7 @@ def build_package(path: Path, *, seconds: float | None = None,
                                   unit=word)
     answers = _answers_markdown(cells)
     return NotebookBuild(modules=modules, answers=answers, notes=notes, locations=locations,
-                         word=word)
+                         word=word, top_level="\n".join(runnable) + "\n")
 
 
 def _in_script_terms(note: str) -> str:
@@ -1118,6 +1121,9 @@ def write_package(path: Path, dest: Path, *,
         answers = beside.read_bytes()[:200_000].decode("utf-8", errors="replace")
     (dest / "answers.md").write_text(answers, encoding="utf-8")
     (dest / "notebook_notes.json").write_text(json.dumps(build.notes, indent=1), encoding="utf-8")
+    from grader.top_level import TOP_LEVEL_FILE
+
+    (dest / TOP_LEVEL_FILE).write_text(build.top_level, encoding="utf-8")
     if build.locations is not None:
         (dest / LOCATIONS_FILE).write_text(json.dumps(build.locations.to_dict(), indent=1),
                                            encoding="utf-8")

@@ -50,6 +50,8 @@ class ProbeContext:
     _base_model: torch.nn.Module | None = field(default=None, repr=False)
     # Task module -> how a handout-shaped module was adapted (grader.handout_shape).
     adapted: dict[str, list[str]] = field(default_factory=dict, repr=False)
+    # Seconds the submission's top-level code may run (grader.top_level), or None: not run.
+    run_top_level: float | None = None
 
     def module(self, name: str) -> ModuleType:
         """The implementation's module ``name`` (e.g. ``"filters"``).
@@ -70,13 +72,31 @@ class ProbeContext:
             done = self.impl.__dict__.setdefault("adaptations", {})
             if name not in done:
                 done[name] = []
-                adapt(name, module, self.module, done[name])
+                adapt(name, module, self.module, done[name], run=self.top_level_run)
             self.adapted[name] = done[name]
         namespace = module.__dict__
         for function in template_functions(name):
             if function not in namespace:
                 namespace[function] = _missing_function(name, function)
         return module
+
+    def top_level_run(self) -> Any:
+        """The submission's top-level code run once with the offline stand-ins
+        (:func:`grader.top_level.run_top_level`, on the variant's photo), or None when
+        ``run_top_level`` is off or the submission has no top-level code (a package)."""
+        if self.run_top_level is None:
+            return None
+        cache = self.impl.__dict__
+        if "top_level_run" not in cache:
+            from grader.top_level import read_source, run_top_level
+
+            source = read_source(self.impl.root)
+            cache["top_level_run"] = None if source is None else run_top_level(
+                source, filename=str(self.impl.root / "top_level.py"),
+                workdir=self.scratch / "top_level",
+                photo=(self.fixtures_dir / "images" / self.settings.photo).read_bytes(),
+                seconds=self.run_top_level)
+        return cache["top_level_run"]
 
     def fresh_model(self) -> torch.nn.Module:
         """A private copy of the trusted ResNet-34 (eval) for one student call."""

@@ -186,6 +186,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="course file switching checks off or reweighting them; none: the table's own "
         "points (default: $LAB3_COURSE_FILE, else .lab3/course.toml next to the grader)",
     )
+    group.addoption(
+        "--run-top-level",
+        dest="lab3_run_top_level",
+        action="store_true",
+        default=False,
+        help="for a script or notebook written from the handout: run its top-level code "
+        "(offline stand-ins for the handout's downloads) and grade Task 1 on the model and "
+        "labels it builds (default: off)",
+    )
 
 
 def parse_impl_spec(value: str) -> str:
@@ -281,9 +290,12 @@ class LabSession:
             if self._impl_error is not None:
                 record = Record(task=task, data={"import_error": self._impl_error})
             else:
+                from grader.top_level import RUN_SECONDS
+
+                run = RUN_SECONDS if self.config.getoption("lab3_run_top_level") else None
                 ctx = ProbeContext(impl=self._impl, weights=self.weights,
                                    settings=DEFAULT_SETTINGS, fixtures_dir=FIXTURES_DIR,
-                                   scratch=self._scratch, device=self.device)
+                                   scratch=self._scratch, device=self.device, run_top_level=run)
                 record = probe_task(task, ctx)
                 adapted = record.data.get("adapted")
                 if isinstance(adapted, list):  # how a handout-shaped function was called

@@ -1,0 +1,158 @@
+"""Running a handout-shaped submission's top-level code offline (issue 15, run mode).
+
+The stand-ins answer the handout's two URLs and refuse the rest; the run keeps what
+the code defined before an error or its time budget; Task 1 is graded on the run's
+``model`` and ``labels``; the other top-level tasks get a "graded by hand" note.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from grader.grading import check_task, probe_task
+from grader.implementation import load_implementation
+from grader.inputs import FIXTURES_DIR
+from grader.probing import ProbeContext
+from grader.settings import DEFAULT_SETTINGS
+from grader.top_level import (
+    HANDOUT_LABELS_URL,
+    HANDOUT_PHOTO_URL,
+    OfflineError,
+    answer,
+    evidence,
+    handout_labels_json,
+    run_top_level,
+)
+
+HANDOUT = Path(__file__).resolve().parents[2] / "fixtures" / "handout_submissions"
+PHOTO = (FIXTURES_DIR / "images" / "chelsea.jpg").read_bytes()
+
+
+def _run(tmp_path: Path, source: str, seconds: float = 30):
+    return run_top_level(source, filename=str(tmp_path / "top_level.py"),
+                         workdir=tmp_path / "work", photo=PHOTO, seconds=seconds)
+
+
+def test_the_handout_labels_url_gets_the_handout_format() -> None:
+    body, kind = answer(HANDOUT_LABELS_URL, PHOTO, handout_labels_json())
+    labels = json.loads(body)
+    assert kind == "application/json" and len(labels) == 1000
+    assert labels["0"][1] == "tench" and labels["159"][1] == "Rhodesian_ridgeback"
+
+
+@pytest.mark.parametrize("url", [HANDOUT_PHOTO_URL, "https://example.org/cat.JPG",
+                                 "https://images.unsplash.com/photo-123?w=640"])
+def test_image_urls_get_the_graders_photo(url: str) -> None:
+    assert answer(url, PHOTO, b"{}") == (PHOTO, "image/png")
+
+
+def test_other_urls_are_refused_with_a_message() -> None:
+    with pytest.raises(OfflineError, match="offline"):
+        answer("https://example.org/weights.pth", PHOTO, b"{}")
+
+
+def test_the_handout_download_code_runs_offline(tmp_path: Path) -> None:
+    run = _run(tmp_path, "\n".join([
+        "import requests", "from PIL import Image",
+        f"labels = requests.get({HANDOUT_LABELS_URL!r}).json()",
+        "labels = {int(k): v[1] for k, v in labels.items()}",
+        f"img = Image.open(requests.get({HANDOUT_PHOTO_URL!r}, stream=True).raw)",
+        "size = img.size"]))
+    assert run.error is None, run.error
+    assert len(run.namespace["labels"]) == 1000
+    import io
+
+    from PIL import Image
+    assert run.namespace["size"] == Image.open(io.BytesIO(PHOTO)).size
+    assert [u.split(" -> ")[1] for u in run.urls] == ["labels", "photo"]
+
+
+def test_a_refused_download_is_a_connection_error_the_code_can_catch(tmp_path: Path) -> None:
+    run = _run(tmp_path, "import requests\ntry:\n    requests.get('https://example.org/x')\n"
+                         "except requests.ConnectionError as exc:\n    caught = str(exc)\n")
+    assert run.error is None and "offline" in run.namespace["caught"]
+
+
+def test_what_was_defined_before_an_error_is_kept_and_the_line_named(tmp_path: Path) -> None:
+    run = _run(tmp_path, "a = 1\nb = undefined_name\nc = 3\n")
+    assert run.namespace["a"] == 1 and "c" not in run.namespace
+    assert run.error is not None and run.error.startswith("NameError") and "(line 2)" in run.error
+
+
+def test_the_budget_stops_a_run_that_does_not_end(tmp_path: Path) -> None:
+    run = _run(tmp_path, "a = 1\ntry:\n    while True:\n        pass\nexcept Exception:\n"
+                         "    pass\n", seconds=0.5)
+    assert run.namespace["a"] == 1
+    assert run.error is not None and "budget" in run.error
+
+
+def test_plt_show_and_files_are_recorded_not_shown(tmp_path: Path) -> None:
+    run = _run(tmp_path, "from matplotlib import pyplot as plt\nimport numpy as np\n"
+                         "fig, axes = plt.subplots(3, 3)\n"
+                         "for ax in axes.flat:\n    ax.imshow(np.zeros((4, 4)))\n"
+                         "plt.show()\nopen('graph.png', 'wb').write(b'x')\n")
+    facts = evidence(run)
+    assert run.error is None, run.error
+    assert facts["figures"] == [{"axes": 9, "image_axes": 9, "titles": [""] * 9}]
+    assert facts["files"] == ["graph.png"]
+
+
+def test_input_is_refused(tmp_path: Path) -> None:
+    run = _run(tmp_path, "name = input('your name? ')\n")
+    assert run.error is not None and "keyboard" in run.error
+
+
+def _graded(case: str, tasks: tuple[str, ...], tmp_path: Path, resolved_weights,
+            references_for, check_context, run: float | None):
+    impl = load_implementation(next((HANDOUT / case).glob("lab3.*")))
+    ctx = ProbeContext(impl=impl, weights=resolved_weights, settings=DEFAULT_SETTINGS,
+                       fixtures_dir=FIXTURES_DIR, scratch=tmp_path, run_top_level=run)
+    reference = references_for(DEFAULT_SETTINGS)
+    records = {t: probe_task(t, ctx) for t in tasks}
+    results = {t: check_task(t, records[t], reference[t], check_context) for t in tasks}
+    return results, records
+
+
+def test_task1_is_graded_on_the_model_and_labels_the_run_built(
+        tmp_path: Path, resolved_weights, references_for, check_context) -> None:
+    # A short budget: the handout's Task 1 cell comes first and takes a second or two.
+    results, records = _graded("handout_cells", ("model", "graph"), tmp_path,
+                               resolved_weights, references_for, check_context, run=20)
+    model = results["model"]
+    passed = {c.name for c in model.checks if c.passed}
+    assert {"architecture", "eval_mode", "weights"} <= passed, model
+    labels = next(c for c in model.checks if c.name == "labels")
+    assert 0 < labels.score < labels.max_score, labels  # load_labels(path) is the template's
+    assert any("graded on the `model` your top-level code built" in n
+               for n in records["model"].data["adapted"])
+    graph_notes = records["graph"].data["adapted"]
+    assert any(n.startswith("graded by hand:") for n in graph_notes), graph_notes
+
+
+def test_without_run_mode_task1_earns_nothing_from_top_level_code(
+        tmp_path: Path, resolved_weights, references_for, check_context) -> None:
+    results, _ = _graded("handout_cells", ("model",), tmp_path, resolved_weights,
+                         references_for, check_context, run=None)
+    assert results["model"].score == 0
+
+
+def test_a_run_that_loads_another_model_fails_the_weights_check(
+        tmp_path: Path, resolved_weights, references_for, check_context) -> None:
+    folder = tmp_path / "wrong"
+    folder.mkdir()
+    nb = json.loads((HANDOUT / "handout_cells" / "lab3.ipynb").read_text())
+    for cell in nb["cells"]:
+        if "resnet34(weights=" in "".join(cell["source"]):
+            cell["source"] = "".join(cell["source"]).replace(
+                "weights=models.ResNet34_Weights.IMAGENET1K_V1", "weights=None")
+    (folder / "lab3.ipynb").write_text(json.dumps(nb))
+    impl = load_implementation(folder / "lab3.ipynb")
+    ctx = ProbeContext(impl=impl, weights=resolved_weights, settings=DEFAULT_SETTINGS,
+                       fixtures_dir=FIXTURES_DIR, scratch=tmp_path / "s", run_top_level=20)
+    reference = references_for(DEFAULT_SETTINGS)
+    result = check_task("model", probe_task("model", ctx), reference["model"], check_context)
+    weights = next(c for c in result.checks if c.name == "weights")
+    assert weights.score == 0, weights
