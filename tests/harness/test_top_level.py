@@ -134,9 +134,10 @@ def test_task1_is_graded_on_the_model_and_labels_the_run_built(
 
 def test_without_run_mode_task1_earns_nothing_from_top_level_code(
         tmp_path: Path, resolved_weights, references_for, check_context) -> None:
-    results, _ = _graded("handout_cells", ("model",), tmp_path, resolved_weights,
-                         references_for, check_context, run=None)
+    results, records = _graded("handout_cells", ("model",), tmp_path, resolved_weights,
+                               references_for, check_context, run=None)
     assert results["model"].score == 0
+    assert any("--run-top-level" in n for n in records["model"].data["adapted"])
 
 
 def test_a_run_that_loads_another_model_fails_the_weights_check(
