@@ -57,14 +57,12 @@ def adapt(name: str, module: ModuleType, load_module: Callable[[str], ModuleType
         _adapt_inference(namespace, load_module, notes)
     if all(f in namespace for f in HAND_GRADED.get(name, ("",))):
         return
-    if run is None:
+    result = run() if run is not None else None
+    if result is None:  # run mode off, or no top-level code (a package)
         if name == "model" and "load_model" not in namespace:
             notes.append("load_model is not defined: if your model and labels are top-level "
                          "code (as in the handout), they are graded by hand, or by the "
                          "instructor's `lab3 grade --run-top-level`")
-        return
-    result = run()
-    if result is None:
         return
     if name == "model":
         _adapt_model(namespace, result, notes)
