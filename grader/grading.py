@@ -29,6 +29,10 @@ def probe_task(task: str, ctx: ProbeContext) -> Record:
             "traceback": _student_traceback(exc)[-4000:],
         })
     record.task = task
+    if ctx.run_top_level is not None:  # what a top-level run computed for this task
+        from grader.top_level_checks import collect
+
+        collect(task, ctx, record)
     if ctx.adapted.get(task):  # how a handout-shaped function was called: for the notes
         record.data.setdefault("adapted", list(ctx.adapted[task]))
     locations = getattr(ctx.impl, "locations", None)
@@ -55,7 +59,7 @@ def check_task(
     off is not run: 0 of 0 points, passed, with :data:`grader.points.SWITCHED_OFF`."""
     from grader.notebook import NotebookLocations
 
-    module = task_module(task)
+    task_module(task)  # an unknown task fails here, before any check
     result = TaskResult(task=task)
     failure = _task_failure(task, student, reference)
     # Checks speak of model.py, ...; a notebook's student reads of their cells instead.
@@ -67,7 +71,8 @@ def check_task(
         elif failure is not None:
             outcome = Outcome(0.0, failure)
         else:
-            outcome = run_check(module.CHECKS[spec.name], student, reference, ctx)
+            outcome = run_check(_check_function(task, spec.name, student), student, reference,
+                                ctx)
         result.checks.append(CheckResult(
             task=task,
             name=spec.name,
@@ -78,6 +83,16 @@ def check_task(
             hidden=spec.hidden,
         ))
     return result
+
+
+def _check_function(task: str, name: str, student: Record | None):
+    """The task's check ``name``, or, for a submission whose function is missing but whose
+    top-level run left evidence, the check of that evidence (:mod:`grader.top_level_checks`)."""
+    from grader.top_level_checks import EVIDENCE_CHECKS, has_evidence
+
+    if has_evidence(student) and name in EVIDENCE_CHECKS.get(task, {}):
+        return EVIDENCE_CHECKS[task][name]
+    return task_module(task).CHECKS[name]
 
 
 def run_check(fn, student: Record, reference: Record, ctx: CheckContext) -> Outcome:

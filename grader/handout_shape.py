@@ -140,6 +140,10 @@ def _hand_graded(name: str, run: Any) -> str:
                       f"{', '.join(tensors) or 'none'}",
     }[name]
     missing = " and ".join(f"{f}()" for f in HAND_GRADED[name])
+    if name == "integrated_gradients":  # grader.top_level_checks judges the run's tensors
+        return (f"no {missing} to probe: completeness and agreement were judged on the tensors "
+                f"your top-level code left, run by the grader offline ({facts['seconds']:g} s): "
+                f"{found}; the other checks test the template's function" + _run_stopped(run))
     return (f"graded by hand: no {missing} to probe; the handout asks this as top-level code, "
             f"which the grader ran offline ({facts['seconds']:g} s): {found}"
             + _run_stopped(run))

@@ -157,3 +157,57 @@ def test_a_run_that_loads_another_model_fails_the_weights_check(
     result = check_task("model", probe_task("model", ctx), reference["model"], check_context)
     weights = next(c for c in result.checks if c.name == "weights")
     assert weights.score == 0, weights
+
+
+def _ig_notebook(folder: Path, ig_cell: str) -> Path:
+    """The handout's cells up to inference, then ``ig_cell`` (no grid: a short run)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("handout_build", HANDOUT / "build_notebooks.py")
+    assert spec is not None and spec.loader is not None
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    cells = [build.code(build.IMPORTS), build.code(build.TASK1), build.code(build.TRANSFORM),
+             build.code(build.UTILS), build.code(build.INFERENCE), build.code(ig_cell)]
+    folder.mkdir(parents=True)
+    path = folder / "lab3.ipynb"
+    path.write_text(json.dumps(build.notebook(cells)))
+    return path
+
+
+def _ig_graded(path: Path, tmp_path: Path, resolved_weights, references_for, check_context):
+    impl = load_implementation(path)
+    ctx = ProbeContext(impl=impl, weights=resolved_weights, settings=DEFAULT_SETTINGS,
+                       fixtures_dir=FIXTURES_DIR, scratch=tmp_path / "scratch", run_top_level=60)
+    reference = references_for(DEFAULT_SETTINGS)
+    record = probe_task("integrated_gradients", ctx)
+    return check_task("integrated_gradients", record, reference["integrated_gradients"],
+                      check_context), record
+
+
+def test_top_level_integrated_gradients_earns_completeness_and_agreement(
+        tmp_path: Path, resolved_weights, references_for, check_context) -> None:
+    path = _ig_notebook(tmp_path / "honest", "from captum.attr import IntegratedGradients\n"
+                        "ig = IntegratedGradients(model)\n"
+                        "attributions_ig = ig.attribute(input_tensor, target=pred_label_idx, "
+                        "n_steps=20, method='riemann_trapezoid')\n")
+    result, record = _ig_graded(path, tmp_path, resolved_weights, references_for, check_context)
+    assert "attributions_ig" in record.data["top_level"]["tensors"]
+    scores = {c.name: c.score for c in result.checks}
+    assert scores["completeness"] == 5 and scores["agreement"] == 6, result
+    assert scores["output_format"] == 0 and scores["default_baseline"] == 0  # the template's
+
+
+@pytest.mark.parametrize("wrong", [
+    "from captum.attr import Saliency\nattributions = Saliency(model).attribute(input_tensor, "
+    "target=pred_label_idx)\n",
+    "from captum.attr import InputXGradient\nattributions = InputXGradient(model).attribute("
+    "input_tensor, target=pred_label_idx)\n",
+    "from captum.attr import IntegratedGradients\nattributions = IntegratedGradients(model)."
+    "attribute(input_tensor, target=(int(pred_label_idx) + 1) % 1000, n_steps=20)\n",
+], ids=["saliency", "input_x_gradient", "other_target"])
+def test_top_level_attributions_that_are_not_integrated_gradients_earn_nothing(
+        wrong: str, tmp_path: Path, resolved_weights, references_for, check_context) -> None:
+    path = _ig_notebook(tmp_path / "wrong", wrong)
+    result, _ = _ig_graded(path, tmp_path, resolved_weights, references_for, check_context)
+    assert result.score == 0, result
