@@ -885,7 +885,8 @@ class SubmissionRun:
                     f"({_describe_exit(run)}); its output ends with:\n{_tail(run.output, 1500)}")
             task = run.current
             remaining.remove(task)
-            if run.stopped == "task-timeout" and self.keep_partial(task):
+            if run.stopped in ("task-timeout", "submission-timeout") and self.keep_partial(
+                    task, run.stopped):
                 continue
             if run.stopped == "task-timeout":
                 self.fail(task, "timeout", f"the task ran over its time limit of "
@@ -901,8 +902,9 @@ class SubmissionRun:
             else:
                 self.fail(task, "probe_error", _crash_message(run, self.batch.limits))
 
-    def keep_partial(self, task: str) -> bool:
-        """After a task timeout: keep what the task recorded before the call that overran.
+    def keep_partial(self, task: str, stopped: str = "task-timeout") -> bool:
+        """After a task or submission timeout (``stopped``): keep what the task recorded
+        before the call that overran.
 
         Returns whether a usable partial record was found (the child saves one before each
         student call, with that call marked as cut).
@@ -918,7 +920,9 @@ class SubmissionRun:
                if isinstance(c, dict) and c.get("timeout") and c.get("seconds") is None]
         for name in cut:
             record.data["calls"][name]["message"] = (
-                f"this call was cut by the task's time limit of {self.batch.task_timeout:g} s")
+                f"this call was cut by the task's time limit of {self.batch.task_timeout:g} s"
+                if stopped == "task-timeout" else f"the submission's time limit of "
+                f"{self.batch.timeout:g} s ran out during this task, in this call")
         record.data["cut_calls"] = cut
         self.records[task] = record
         self.problems.append(f"{task}: timed out")

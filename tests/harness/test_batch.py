@@ -24,7 +24,8 @@ from typing import Any
 import pytest
 
 from grader.cli import main
-from grader.points import checks_of
+from grader.points import checks_of, total_points
+from tests.harness.table import check_points, task_points
 
 REPO = Path(__file__).resolve().parents[2]
 TASKS = ("model", "preprocessing", "answers")
@@ -110,20 +111,22 @@ SUBMISSIONS: dict[str, tuple[str, dict[str, str]]] = {
         "    return _honest_preprocess_image(img)\n")}),
 }
 # Expected points per task; None: some but not all points (asserted separately).
+MODEL, PREPROCESSING = task_points("model"), task_points("preprocessing")
+LABELS = check_points("model", "labels")
 EXPECTED: dict[str, dict[str, float | None]] = {
-    "reference": {"model": 10, "preprocessing": 12},
+    "reference": {"model": MODEL, "preprocessing": PREPROCESSING},
     "student_template": {"model": 0, "preprocessing": 0},
-    "rewritten": {"model": 10, "preprocessing": 12},
-    "rewritten_zip": {"model": 10, "preprocessing": 12},
-    "partial": {"model": 10, "preprocessing": None},
-    "syntax": {"model": 10, "preprocessing": 0},
-    "exit_at_import": {"model": 0, "preprocessing": 12},
-    "os_exit": {"model": 10, "preprocessing": 0},
+    "rewritten": {"model": MODEL, "preprocessing": PREPROCESSING},
+    "rewritten_zip": {"model": MODEL, "preprocessing": PREPROCESSING},
+    "partial": {"model": MODEL, "preprocessing": None},
+    "syntax": {"model": MODEL, "preprocessing": 0},
+    "exit_at_import": {"model": 0, "preprocessing": PREPROCESSING},
+    "os_exit": {"model": MODEL, "preprocessing": 0},
     # load_labels loops: the task's time limit cuts it, load_model's checks still count.
-    "loop": {"model": 8, "preprocessing": 12},
-    "shadow": {"model": 10, "preprocessing": 12},
-    "xss": {"model": 2, "preprocessing": 12},  # labels still work
-    "rewrites_earlier_record": {"model": 10, "preprocessing": 12},
+    "loop": {"model": MODEL - LABELS, "preprocessing": PREPROCESSING},
+    "shadow": {"model": MODEL, "preprocessing": PREPROCESSING},
+    "xss": {"model": LABELS, "preprocessing": PREPROCESSING},  # labels still work
+    "rewrites_earlier_record": {"model": MODEL, "preprocessing": PREPROCESSING},
     "garbage": {"model": 0, "preprocessing": 0},
     "empty": {"model": 0, "preprocessing": 0},
 }
@@ -202,7 +205,7 @@ def test_points_per_task(batch: BatchRun, name: str) -> None:
 
 def test_reference_gets_every_point(batch: BatchRun) -> None:
     entry = batch.entry("reference")
-    assert entry["score"] == entry["max_score"] == 22
+    assert entry["score"] == entry["max_score"] == task_points(*TASKS)
     assert entry["problems"] == []
 
 
@@ -314,7 +317,7 @@ def test_feedback_shows_every_task(batch: BatchRun) -> None:
     page = (batch.out / "student_template" / "feedback.html").read_text()
     for task in TASKS:
         assert f'id="{task}"' in page
-    assert "0/10" in page and "not implemented yet" in page
+    assert f"0/{MODEL:g}" in page and "not implemented yet" in page
 
 
 @pytest.mark.parametrize("name", ["rewritten", "partial", "syntax"])
@@ -343,7 +346,7 @@ def test_force_regrades(batch: BatchRun) -> None:
                  "--force", "-q"])
     assert code == 0
     assert results.stat().st_mtime_ns != before.st_mtime_ns
-    assert json.loads(results.read_text())["max_score"] == 10
+    assert json.loads(results.read_text())["max_score"] == MODEL
 
 
 def test_python_m_grader_grade(tmp_path: Path) -> None:
@@ -355,7 +358,7 @@ def test_python_m_grader_grade(tmp_path: Path) -> None:
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert done.returncode == 0, done.stderr
-    assert "student_template" in done.stdout and "0/10" in done.stdout
+    assert "student_template" in done.stdout and f"0/{MODEL:g}" in done.stdout
     _assert_gradescope_shape(json.loads((out / "student_template" / "results.json").read_text()))
 
 
@@ -369,7 +372,7 @@ def test_full_reference_gets_100_through_lab3_grade(tmp_path: Path) -> None:
                  "-j", "2", "-q"]) == 0
     for name in ("reference", "reference_copy"):
         results = json.loads((out / name / "results.json").read_text())
-        assert results["score"] == results["max_score"] == 100, results["output"]
+        assert results["score"] == results["max_score"] == total_points(), results["output"]
     template = json.loads((out / "student_template" / "results.json").read_text())
     assert template["score"] == 0
     assert all(t["output"] for t in template["tests"])
@@ -380,12 +383,14 @@ def test_full_reference_gets_100_through_lab3_grade(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_submission_time_limit_stops_the_rest(tmp_path: Path) -> None:
+def test_submission_time_limit_stops_the_rest_and_keeps_what_was_recorded(tmp_path: Path) -> None:
+    # load_labels loops; load_model's calls before it finish in the first seconds of the 30.
     loop = build(tmp_path, "loop", SUBMISSIONS["loop"][1])
     out = tmp_path / "out"
     assert main(["grade", str(loop), "--out", str(out), "--tasks", "model,preprocessing",
-                 "--timeout", "8", "--task-timeout", "60", "-q"]) == 0
+                 "--timeout", "30", "--task-timeout", "60", "-q"]) == 0
     entry = json.loads((out / "loop" / "report.json").read_text())
-    assert entry["tasks"]["model"]["score"] == entry["tasks"]["preprocessing"]["score"] == 0
-    assert "time limit of 8 s ran out during this task" in entry["tasks"]["model"]["problem"]
+    assert entry["tasks"]["model"]["score"] == MODEL - LABELS
+    assert entry["tasks"]["preprocessing"]["score"] == 0
+    assert "time limit of 30 s ran out during this task" in entry["tasks"]["model"]["problem"]
     assert "not run" in entry["tasks"]["preprocessing"]["problem"]
