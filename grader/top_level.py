@@ -27,6 +27,7 @@ files written, figures), and :mod:`grader.handout_shape` uses the run's ``model`
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import os
@@ -85,6 +86,7 @@ class TopLevelRun:
     output: str = ""
 
 
+@functools.cache
 def handout_labels_json() -> bytes:
     """The handout's label file, offline: 1000 entries ``{"i": [wnid, name]}``, torchvision's
     names with spaces as underscores (as the original file writes them)."""
@@ -176,6 +178,13 @@ def offline_stand_ins(photo: bytes, labels: bytes, urls: list[str]) -> Iterator[
     finally:
         for owner, name, value in reversed(patches):
             setattr(owner, name, value)
+
+
+def offline_for(ctx: Any, urls: list[str]) -> contextlib.AbstractContextManager[None]:
+    """:func:`offline_stand_ins` for a probe of ``ctx`` (its variant's photo): a function the
+    submission wrote around the handout's downloads gets the offline answers too."""
+    photo = (ctx.fixtures_dir / "images" / ctx.settings.photo).read_bytes()
+    return offline_stand_ins(photo, handout_labels_json(), urls)
 
 
 @contextlib.contextmanager

@@ -211,3 +211,32 @@ def test_top_level_attributions_that_are_not_integrated_gradients_earn_nothing(
     path = _ig_notebook(tmp_path / "wrong", wrong)
     result, _ = _ig_graded(path, tmp_path, resolved_weights, references_for, check_context)
     assert result.score == 0, result
+
+
+def test_a_function_that_downloads_the_handout_labels_is_answered_offline(make_variant,
+                                                                          grade_impl) -> None:
+    """Not only in run mode: every probe runs with the stand-ins, so a load_labels() written
+    around the handout's download works in the sandbox (no network) and says so."""
+    folder = make_variant({"model.py": (
+        "import requests as _requests\n\n\n"
+        "def load_labels(path=None):\n"
+        "    if path is not None:\n"
+        "        return _labels_from_json(path)\n"
+        f"    labels = _requests.get({HANDOUT_LABELS_URL!r}).json()\n"
+        "    return {int(k): v[1] for k, v in labels.items()}\n")})
+    graded = grade_impl(folder, tasks=["model"])
+    labels = graded.check("model", "labels")
+    assert labels.passed, labels.message
+    assert any("answered by the grader's offline stand-ins" in n
+               for n in graded.records["model"].data["adapted"])
+
+
+def test_a_function_that_downloads_anything_else_fails_at_once_with_a_message(
+        make_variant, grade_impl) -> None:
+    folder = make_variant({"model.py": (
+        "import requests as _requests\n\n\n"
+        "def load_labels(path=None):\n"
+        "    return _requests.get('https://example.org/labels.json', timeout=600).json()\n")})
+    graded = grade_impl(folder, tasks=["model"])
+    labels = graded.check("model", "labels")
+    assert not labels.passed and "offline" in labels.message, labels.message
