@@ -376,6 +376,20 @@ def question_headings() -> list[str]:
     return template_headings()
 
 
+def task_cells(module: str) -> tuple[str, str]:
+    """``module``'s markdown introduction (:data:`TASK_TEXT`) and demo cell (:data:`DEMO_CELLS`).
+
+    Raises:
+        LookupError: the task has no entry in one of them (the message names the file).
+    """
+    missing = [name for name, table in (("TASK_TEXT", TASK_TEXT), ("DEMO_CELLS", DEMO_CELLS))
+               if module not in table]
+    if missing:
+        raise LookupError(f"task {module!r} has no notebook text: add its entry to "
+                          f"{' and '.join(missing)} in grader/notebook.py (README: Adding a task)")
+    return TASK_TEXT[module], DEMO_CELLS[module]
+
+
 def _task_number(module: str) -> int:
     return next(t.number for t in TASKS if t.module == module)
 
@@ -392,9 +406,10 @@ def build_notebook(package: Path, *, answers: dict[str, str] | None = None):
         cells.append(new_code_cell(module_cell_source(common)))
     questions = question_headings()
     for module in TASK_MODULES:
-        cells.append(new_markdown_cell(TASK_TEXT[module]))
+        text, demo = task_cells(module)
+        cells.append(new_markdown_cell(text))
         cells.append(new_code_cell(module_cell_source(package / f"{module}.py")))
-        cells.append(new_code_cell(DEMO_CELLS[module]))
+        cells.append(new_code_cell(demo))
         number = _task_number(module)
         for heading in questions:
             # "Task 5.1: ..." and "Task 7: ..." go after their task.
