@@ -6,10 +6,11 @@ import pytest
 import torch
 
 from grader.grading import check_task
+from grader.points import checks_of
 from grader.settings import DEFAULT_SETTINGS, ProbeSettings
 from grader.tasks import attribution_viz as task
 
-FULL = {"coverage": 5.0, "cells_drawn": 3.0}
+FULL = {c.name: c.points for c in checks_of("attribution_viz")}  # full marks, check by check
 
 _WRAP = (
     "_grid = visualize_attribution_grid\n\n\n"

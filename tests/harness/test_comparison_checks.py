@@ -12,6 +12,7 @@ import torch
 from captum.attr import Occlusion
 
 from grader.checking import CheckContext
+from grader.points import checks_of
 from grader.settings import DEFAULT_SETTINGS, ProbeSettings
 from grader.tasks import comparison as task
 from tests.harness.hostile import HOSTILE_CLASSES, params
@@ -19,7 +20,7 @@ from tests.harness.hostile import HOSTILE_CLASSES, params
 # The variants call Captum as students do; its notes on inputs and ReLU hooks are noise here.
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:captum")
 
-FULL = {"algorithms": 6.0, "outputs": 2.0, "figure": 2.0}
+FULL = {c.name: c.points for c in checks_of("comparison")}  # full marks, check by check
 SIZE = DEFAULT_SETTINGS.comparison_size
 GATED = "scores only when 'algorithms' passes"
 VARIANTS = ("practice", "graded")

@@ -33,6 +33,7 @@ import torch
 
 from grader import sandbox
 from grader.cli import main
+from tests.harness.table import task_points
 
 REPO = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("corpus_build",
@@ -311,7 +312,7 @@ def test_honest_submissions_keep_their_points_next_to_hostile_ones(run: CorpusRu
     # -j 2: each honest case was graded while hostile ones ran in the other worker.
     for name in ("honest_reference_copy", "honest_rewritten"):
         entry = run.entry(name)
-        assert entry["score"] == entry["max_score"] == 48, name
+        assert entry["score"] == entry["max_score"] == task_points(*TASKS), name
         assert entry["problems"] == []
 
 
@@ -331,7 +332,7 @@ def test_nothing_outside_the_scratch_folders_was_written(run: CorpusRun) -> None
         assert "WROTE /tmp/lab3-corpus-pwned.txt" in run.feedback("write_outside", "model")
     for name in run.names:
         results = json.loads((run.out / name / "results.json").read_text())
-        assert results["score"] <= 48, name
+        assert results["score"] <= task_points(*TASKS), name
 
 
 @pytest.mark.slow

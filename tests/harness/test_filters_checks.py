@@ -6,13 +6,12 @@ import pytest
 import torch
 
 from grader.grading import check_task
+from grader.points import checks_of
 from grader.settings import DEFAULT_SETTINGS, ProbeSettings
 from grader.tasks import filters as task
 from tests.harness.hostile import HOSTILE_CLASSES, params
 
-FULL = {"activation_rises": 3.0, "activation_level": 3.0, "seed": 1.0, "iterations": 1.0,
-        "lr": 1.0, "output_format": 1.0, "hooks_removed": 2.0, "model_untouched": 2.0,
-        "grid": 2.0}
+FULL = {c.name: c.points for c in checks_of("filters")}  # full marks, check by check
 # Checks that pay only for a call whose activation_level passes.
 SECONDARY = ("output_format", "hooks_removed", "model_untouched")
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from grader.points import checks_of
 from grader.settings import DEFAULT_SETTINGS
 from grader.tasks import model as task
 
-FULL = {"architecture": 3.0, "eval_mode": 2.0, "weights": 3.0, "labels": 2.0}
+FULL = {c.name: c.points for c in checks_of("model")}  # full marks, check by check
 
 # Each wrong implementation: (source appended to model.py, failing checks, words in a message).
 WRONG = {

@@ -6,12 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 
+from grader.points import checks_of
 from grader.settings import DEFAULT_SETTINGS
 from grader.tasks.noise_tunnel import NOISY, SAMPLES, call_arguments, probe_parameters
 from tests.harness.hostile import HOSTILE_CLASSES, params
 
 TASK = "noise_tunnel"
-FULL = {"agreement": 5.0, "nt_samples": 4.0, "zero_noise": 3.0}
+FULL = {c.name: c.points for c in checks_of(TASK)}  # full marks, check by check
 
 
 @pytest.fixture(params=["practice", "graded"])
@@ -117,21 +118,23 @@ WRONG = {
     ),
 }
 
-# The catalog: each wrong implementation's whole Task 8 score (of 12), on every variant.
+# The catalog: each wrong implementation's whole Task 8 score, on every variant.
 # zero_noise (stdevs=0: plain IG) is the seed's and the tunnel's own business only: a
 # student who ignores the seed or skips the tunnel still computes it right.
 SCORES = {
-    "nt_samples_fixed": 4.67,   # the 2-sample call agrees (5/3) and zero_noise (3)
-    "seed_ignored": 3.0,        # zero_noise
-    "seed_hard_coded": 3.0,     # zero_noise
-    "extra_random_draw": 3.0,   # zero_noise
+    # the 2-sample call agrees (a third of agreement) and zero_noise
+    "nt_samples_fixed": FULL["agreement"] / 3 + FULL["zero_noise"],
+    "seed_ignored": FULL["zero_noise"],
+    "seed_hard_coded": FULL["zero_noise"],
+    "extra_random_draw": FULL["zero_noise"],
     "saliency_inside": 0.0,
     "stdevs_ignored": 0.0,
-    "nt_type_ignored": 8.67,    # the smoothgrad call (5/3), nt_samples (4), zero_noise (3)
+    # the smoothgrad call (a third of agreement), nt_samples, zero_noise
+    "nt_type_ignored": FULL["agreement"] / 3 + FULL["nt_samples"] + FULL["zero_noise"],
     "n_steps_ignored": 0.0,
     "baselines_ignored": 0.0,
     "argmax_target": 0.0,
-    "no_tunnel": 3.0,           # zero_noise
+    "no_tunnel": FULL["zero_noise"],
     "random_map": 0.0,
 }
 

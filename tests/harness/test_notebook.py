@@ -39,6 +39,7 @@ from grader.probing import ImplementationError
 from grader.tasks import TASK_NAMES
 from grader.tasks.answers import ANSWER_PROMPT, split_answers
 from grader.weights import ResolvedWeights, WeightsError
+from tests.harness.table import task_points
 
 # Probing Task 3 costs ~10 s (many photos through the full model): only the realistic
 # notebook, whose split cells cross modules (predict -> preprocess_image -> transform), uses it.
@@ -525,7 +526,7 @@ def test_lab3_grade_grades_a_folder_holding_one_notebook(notebook_folder: Path,
     out = tmp_path / "grades"
     assert main(["grade", str(notebook_folder), "--out", str(out), "--tasks", "model", "-q"]) == 0
     results = json.loads((out / "anna_nowak" / "results.json").read_text())
-    assert results["score"] == results["max_score"] == 10
+    assert results["score"] == results["max_score"] == task_points("model")
 
 
 # --------------------------------------------------------------------------- bad files
@@ -613,7 +614,7 @@ def test_lab3_grade_takes_notebooks_and_names_them_after_the_file(
     out = tmp_path / "grades"
     assert main(["grade", str(notebook), "--out", str(out), "--tasks", "model", "-q"]) == 0
     results = json.loads((out / notebook.stem / "results.json").read_text())
-    assert results["score"] == results["max_score"] == 10
+    assert results["score"] == results["max_score"] == task_points("model")
     assert "notebook: " in results["output"]
 
 

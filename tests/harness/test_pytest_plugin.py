@@ -20,6 +20,7 @@ import pytest
 from grader import pytest_plugin
 from grader.cli import main as lab3
 from grader.points import CHECKS
+from tests.harness.table import task_points
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB_TESTS = ROOT / "tests" / "lab"
@@ -78,9 +79,9 @@ def test_template_fails_without_a_traceback_wall(template_run) -> None:
 def test_score_table_names_each_graded_task_and_total(template_run) -> None:
     run, _ = template_run
     table = run.stdout.split("lab3 score", 1)[1]
-    assert "Task 1: pretrained ResNet-34 and labels     0/10" in table
-    assert "Task 4: model graph" in table and "0/6" in table
-    assert "total" in table and "0/16" in table
+    assert f"Task 1: pretrained ResNet-34 and labels     0/{task_points('model'):g}" in table
+    assert "Task 4: model graph" in table and f"0/{task_points('graph'):g}" in table
+    assert "total" in table and f"0/{task_points('model', 'graph'):g}" in table
 
 
 def test_harness_tests_are_deselected_with_impl() -> None:
@@ -92,7 +93,7 @@ def test_harness_tests_are_deselected_with_impl() -> None:
 def test_results_json_is_gradescope_shaped(template_run) -> None:
     _, path = template_run
     data = json.loads(path.read_text())
-    assert data["score"] == 0 and data["max_score"] == 16
+    assert data["score"] == 0 and data["max_score"] == task_points("model", "graph")
     assert {"name", "score", "max_score", "output", "visibility"} <= set(data["tests"][0])
     assert data["extra_data"]["weights"]["id"].startswith(("standin", "pretrained", "checkpoint"))
 
@@ -176,9 +177,10 @@ def test_impl_from_outside_grades_that_implementation_with_the_lab_tests(
     args = [a.format(base=outside) for a in impl]
     run = run_pytest(*args, "-k", "model", "--results", str(results), cwd=outside / "cwd")
     assert run.returncode == pytest.ExitCode.TESTS_FAILED, run.stdout[-3000:] + run.stderr[-2000:]
-    # This implementation, graded on Task 1 only (10 points).
-    assert json.loads(results.read_text())["output"].splitlines()[0] == f"{name}: {points} / 10"
-    assert re.search(r"^total\s+(\S+)$", run.stdout, re.M).group(1) == f"{points}/10"
+    # This implementation, graded on Task 1 only.
+    full = f"{task_points('model'):g}"
+    assert json.loads(results.read_text())["output"].splitlines()[0] == f"{name}: {points} / {full}"
+    assert re.search(r"^total\s+(\S+)$", run.stdout, re.M).group(1) == f"{points}/{full}"
 
 
 def test_readme_command_from_the_project_root_runs_only_the_lab_tests() -> None:
