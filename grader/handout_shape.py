@@ -9,7 +9,8 @@ process (beside the student's code; the records and checks are unchanged):
 - ``preprocessing.preprocess_image(img)`` without the template's ``load_image`` helper
   (the handout's version calls ``transform(img)`` directly): it is handed the image
   decoded by the grader's own ``load_image`` (an upright RGB ``PIL.Image``, as the
-  handout's ``Image.open`` gives), never a path.
+  handout's ``Image.open`` gives); if that raises and the probe had a path, the path
+  (a student who wrote ``Image.open(path)`` into it).
 - ``inference.predict`` missing but ``postprocess`` defined: ``predict(model, img,
   labels)`` is the handout's inference cell, composed of the student's own functions:
   ``postprocess(model(preprocess_image(img)), labels)``.
@@ -31,6 +32,7 @@ function was called.
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -157,7 +159,15 @@ def _adapt_preprocessing(namespace: dict[str, Any], notes: list[str]) -> None:
     from student_template.preprocessing import load_image
 
     def preprocess_image(img: Any) -> Any:
-        return student(load_image(img))
+        try:
+            return student(load_image(img))
+        except Exception as first:  # a function that takes a path is tried next
+            if not isinstance(img, (str, os.PathLike)):
+                raise
+            try:
+                return student(img)
+            except Exception:  # noqa: BLE001 - the decoded image's error is the one to report
+                raise first from None
 
     preprocess_image.__wrapped__ = student  # type: ignore[attr-defined]
     namespace["preprocess_image"] = preprocess_image

@@ -182,13 +182,15 @@ def probe(ctx: ProbeContext) -> Record:
     mod = ctx.module("filters")
     record = new_record("filters")
     infos: dict[str, Any] = {}
-    handout = handout_visualize_filter(getattr(mod, "visualize_filter", None))
+    accepts = filter_keywords(getattr(mod, "visualize_filter", None))
+    handout = "image_size" not in accepts
     record.data["signature"] = "handout" if handout else "template"
-    if handout:
+    if accepts != {"image_size", "seed"}:
         record.data["adapted"] = [
-            "visualize_filter has the handout's signature (no image_size, seed): it was "
-            "called as the handout does, with the layer module, after torch.manual_seed(seed), "
-            f"and judged at the handout's {HANDOUT_FILTER_SIZE} px"]
+            "visualize_filter has no `" + "` or `".join(sorted({"image_size", "seed"} - accepts))
+            + "` parameter (the handout's has neither): it was called with the layer module "
+            "(or, if that raised, its name) after torch.manual_seed(seed)"
+            + (f", and judged at the handout's {HANDOUT_FILTER_SIZE} px" if handout else "")]
     for spec in cases(ctx.settings):
         key = spec["key"]
         if handout:
@@ -199,15 +201,16 @@ def probe(ctx: ProbeContext) -> Record:
         watcher = _InputWatcher(model)
         try:
             with torch.random.fork_rng(devices=[]):
-                if handout:  # its noise comes from the global generator: the probe seeds it
-                    torch.manual_seed(spec["seed"])
-                    image = call(record, key, mod.visualize_filter, model, target,
-                                 spec["filter"], spec["iterations"], spec["lr"])
-                else:
+                if accepts == {"image_size", "seed"}:
                     torch.manual_seed(spec["decoy"])
                     image = call(record, key, mod.visualize_filter, model, target,
                                  spec["filter"], spec["iterations"], spec["lr"],
                                  image_size=spec["image_size"], seed=spec["seed"])
+                else:  # its noise comes from the global generator: the probe seeds it
+                    image = call(record, key, _handout_call(mod.visualize_filter, watcher),
+                                 model, spec["layer"], spec["seed"], spec["filter"],
+                                 spec["iterations"], spec["lr"],
+                                 **({"image_size": spec["image_size"]} if not handout else {}))
         finally:
             watcher.remove()
         info = dict(spec, forward_calls=watcher.calls,
@@ -249,6 +252,43 @@ def probe(ctx: ProbeContext) -> Record:
             watcher.store(record, key)
             put_tensor(record, f"{key}_image", image)
     return record
+
+
+def filter_keywords(function: Any) -> set[str]:
+    """Which of the template's keywords ``image_size`` and ``seed`` ``visualize_filter``
+    accepts (both with ``**kwargs``; neither for the handout's signature)."""
+    if handout_visualize_filter(function):
+        return set()
+    import inspect
+
+    try:
+        parameters = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return {"image_size", "seed"}
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return {"image_size", "seed"}
+    return {"image_size", "seed"} & set(parameters)
+
+
+def _handout_call(function: Any, watcher: _InputWatcher):
+    """Call ``function`` the handout's way: the layer as a module of ``model`` after
+    ``torch.manual_seed(seed)``; if that raises (a student who, reading the handout's
+    ``layer: str``, looks the layer up by name), once more with the name, from the same
+    seed and with the watcher cleared."""
+    def run(model: torch.nn.Module, layer: str, seed: int, *args: Any, **kwargs: Any) -> Any:
+        torch.manual_seed(seed)
+        try:
+            return function(model, model.get_submodule(layer), *args, **kwargs)
+        except Exception as first:  # noqa: BLE001 - the other reading of `layer` is tried next
+            watcher.reset()
+            torch.manual_seed(seed)
+            try:
+                return function(model, layer, *args, **kwargs)
+            except Exception:  # noqa: BLE001 - the module's error is the one to report
+                raise first from None
+
+    run.__name__ = getattr(function, "__name__", "visualize_filter")
+    return run
 
 
 def _grid_cells(grid: dict[str, Any]) -> list[tuple[str, int]]:
@@ -299,6 +339,12 @@ class _InputWatcher:
                 elif self.step is None:
                     self.step = copy
             self.last = copy
+
+    def reset(self) -> None:
+        """Forget what was seen (a call retried from the start)."""
+        self.calls = self.calls_on_given = self.distinct = 0
+        self.first = self.step = self.last = None
+        self.shape = None
 
     def store(self, record: Record, key: str) -> None:
         stored: list[torch.Tensor] = []

@@ -215,3 +215,45 @@ def test_adapted_predict_runs_the_students_preprocessing(tmp_path: Path) -> None
     from PIL import Image
     inference.predict(Spy(), Image.new("RGB", (300, 260)), {i: str(i) for i in range(1000)})
     assert seen == [(1, 3, 200, 200)]
+
+
+def test_visualize_filter_that_looks_the_layer_up_by_name_is_called_with_the_name(
+        tmp_path: Path, grade_impl) -> None:
+    """The handout annotates ``layer: str``: a student who looks it up by name is graded."""
+    source = (HANDOUT / "script_tasks_in_functions" / "lab3.py").read_text()
+    by_name = source.replace("    handle = layer.register_forward_hook(hook)",
+                             "    handle = model.get_submodule(layer).register_forward_hook(hook)")
+    assert by_name != source
+    script = tmp_path / "lab3.py"
+    script.write_text(by_name)
+    graded = grade_impl(script, tasks=["filters"])
+    assert graded.score("filters") >= 14, graded.results["filters"]
+
+
+def test_visualize_filter_with_image_size_but_no_seed_is_seeded_by_the_probe(
+        tmp_path: Path, grade_impl) -> None:
+    source = (HANDOUT / "script_tasks_in_functions" / "lab3.py").read_text()
+    sized = source.replace("iterations: int = 50, lr: float = 0.1) -> np.ndarray:",
+                           "iterations: int = 50, lr: float = 0.1, image_size=224) -> np.ndarray:"
+                           ).replace("torch.randn(1, 3, 224, 224, requires_grad=True)",
+                                     "torch.randn(1, 3, image_size, image_size, requires_grad=True)")
+    assert sized.count("image_size") == 3
+    script = tmp_path / "lab3.py"
+    script.write_text(sized)
+    graded = grade_impl(script, tasks=["filters"])
+    assert graded.records["filters"].data["signature"] == "template"
+    assert graded.score("filters") >= 14, graded.results["filters"]
+
+
+def test_preprocess_image_that_opens_a_path_itself_is_given_the_path(tmp_path: Path,
+                                                                     grade_impl) -> None:
+    source = (HANDOUT / "script_tasks_in_functions" / "lab3.py").read_text()
+    opens = source.replace('    input_tensor = transform(img)\n',
+                           '    input_tensor = transform(Image.open(img).convert("RGB"))\n')
+    assert opens != source
+    script = tmp_path / "lab3.py"
+    script.write_text(opens)
+    graded = grade_impl(script, tasks=["preprocessing"])
+    # Photos handed over as paths pass; PIL images and arrays cannot be opened by it.
+    output = graded.check("preprocessing", "output_photos")
+    assert 0 < output.score, output.message
