@@ -54,6 +54,7 @@ import re
 import symtable
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -848,8 +849,30 @@ def _check_bounds(name: str, cells: list[dict]) -> None:
             f"{MAX_CODE_CHARS:,}); remove generated or pasted data from the code cells")
 
 
+# CPython 3.11's ast module keeps one recursion-depth counter per interpreter: two threads
+# building ASTs at once (two staging threads of a batch, or a traceback's caret anchors in
+# another thread) can fail with "SystemError: AST constructor recursion depth mismatch"
+# (python/cpython#106905). Builds are serialised, and one that still meets it is retried.
+_AST_LOCK = threading.Lock()
+_AST_RETRIES = 3
+
+
 def build_package(path: Path, *, seconds: float | None = None,
                   should_stop: Callable[[], bool] | None = None) -> NotebookBuild:
+    """Read the notebook (or script) at ``path``: :func:`_build_package` one at a time, with
+    the CPython 3.11 ast race retried (see :data:`_AST_LOCK`)."""
+    for attempt in range(_AST_RETRIES):
+        try:
+            with _AST_LOCK:
+                return _build_package(path, seconds=seconds, should_stop=should_stop)
+        except SystemError as exc:
+            if "recursion depth mismatch" not in str(exc) or attempt == _AST_RETRIES - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _build_package(path: Path, *, seconds: float | None = None,
+                   should_stop: Callable[[], bool] | None = None) -> NotebookBuild:
     """Read the notebook at ``path`` into task module sources, answers.md and notes.
 
     Cells are numbered from 1 over all cells (markdown included), as Jupyter lists them.
