@@ -269,6 +269,9 @@ FIGURE_CAPTIONS: tuple[FigureCaption, ...] = (
                   "internal_batch_size given", diff=True),
     FigureCaption("integrated_gradients", "default_attr",
                   "Integrated Gradients with the default baseline (baselines=None)", diff=True),
+    FigureCaption("integrated_gradients", "steps_attr",
+                  "Integrated Gradients from a constant baseline at another n_steps (the "
+                  "first map's arguments but n_steps)", diff=True),
     FigureCaption("attribution_viz", "grid_png", "{whose} grid of attribution methods x signs "
                   "(visualize_attribution_grid)"),
     FigureCaption("noise_tunnel", "smoothgrad", "NoiseTunnel with nt_type='smoothgrad'",

@@ -5,14 +5,17 @@ Probe
     ranks the classes before any student call; the variant's stream
     (``settings.rng("integrated_gradients")``, :func:`probe_parameters`) picks two targets
     of rank 2-10 (never the top-1), two step counts, a constant baseline, a blur for a
-    second baseline, a Riemann method and an ``internal_batch_size``. Three calls, each on
+    second baseline, a Riemann method and an ``internal_batch_size``. Four calls, each on
     a fresh copy of the trusted model with private copies of the tensors:
 
     ``"main"``: ``target`` (rank ``rank``), ``baselines`` = a constant image (``const``),
     ``n_steps=steps``, no ``method`` (the default must be Captum's ``gausslegendre``);
     ``"alt"``: the other target, ``baselines`` = the input blurred (box filter ``blur``),
     ``n_steps=alt_steps``, ``method=method``, ``internal_batch_size=batch``;
-    ``"default"``: as ``"main"`` with ``baselines=None``.
+    ``"default"``: as ``"main"`` with ``baselines=None``;
+    ``"steps"``: as ``"main"`` with ``n_steps=alt_steps``: the one pair of calls that
+    differs in the step count alone, so a function that ignores ``n_steps`` shows itself
+    (its two maps are equal; the reference's differ by 0.13-0.21, measured).
 
     The probe's own forward pre-hook on the model counts the rows of every forward pass.
     Recorded: the input, the two baselines, the targets and arguments of each call, each
@@ -23,7 +26,21 @@ Probe
 Checks
     ``agreement`` (the main value check): ``"main"`` and ``"alt"`` each equal the
     reference's (same inputs and arguments) up to float noise: relative L2 error at most
-    :data:`MAP_RTOL` (:func:`agree`); half the points each.
+    :data:`MAP_RTOL` (:func:`agree`); half the points each. The handout names no step
+    count, and a student's function may fix its own (a real one called
+    ``ig.attribute(inputs, target=target, n_steps=200)``): when ``"main"`` and ``"steps"``
+    are equal (within :data:`SAME_RTOL`: n_steps ignored), a call that misses the
+    reference at the requested step count but is the converged integral of its inputs,
+    target and baseline (:func:`converged`: Gauss-Legendre at :data:`CONVERGED_STEPS`
+    steps, computed by the grader on first need and kept for the process; relative L2
+    error at most :data:`CONVERGED_RTOL`) earns :data:`OWN_STEPS_SHARE` (2/3) of its half,
+    with "your function integrates with its own step count; use the n_steps argument".
+    Ignoring ``n_steps`` costs the other third of agreement (2 of 6 points; the handout
+    asks for no step count, so the template's ``n_steps`` weighs like its other own
+    parameters: ``baselines=None`` 2 points, ``internal_batch_size`` 1) and nothing else:
+    completeness judges the student's own map, ``default_baseline`` and the gate of the
+    secondary checks accept the converged integral too. Only a map whose cosine
+    similarity with the reference's is at least :data:`MIN_COSINE` is integrated against.
     ``completeness``: per call (half each), ``|sum(attr) - (F(x) - F(b))|`` within
     :data:`COMPLETENESS_RTOL` of ``|F(x) - F(b)|`` plus the reference's own error, F being
     the target logit of the grader's model; and the map must be an IG map, not a sum spread
@@ -32,7 +49,8 @@ Checks
     ``output_format``: ``(attributions, delta)``, the delta equal to
     ``sum(attr) - (F(x) - F(b))`` as the grader computes it (2/3), and no forward pass of
     ``"alt"`` larger than its ``internal_batch_size`` (1/3).
-    ``default_baseline``: the ``baselines=None`` result equals the reference's (zeros).
+    ``default_baseline``: the ``baselines=None`` result equals the reference's (zeros), or,
+    with n_steps ignored, the converged zero-baseline integral.
 
 Why each value separates right from wrong (measured on the stand-in weights at 64 px,
 the practice variant and 16 graded ones; errors are relative L2 errors of the map; the
@@ -56,11 +74,36 @@ mistakes, with each one's whole score, are in tests/harness/test_integrated_grad
       argmax's map <0.4, Saliency <0.4, zero baselines <0.7 (honest maps at other steps or
       rules: >0.97), so completeness pays none of them (:data:`MIN_COSINE` 0.9);
     - the reference's own completeness error is up to 23% at these step counts (measured),
-      hence the allowance of 10% of the gap on top of it.
+      hence the allowance of 10% of the gap on top of it; a map at the student's own step
+      count (50-300) is judged by the same rule: its error is smaller.
+
+The converged integral (measured on the stand-in weights at 64 px, the practice variant,
+the tests' graded one and 3 more graded ones, "main" and "alt" calls; relative L2 errors
+against Gauss-Legendre at 2000 steps, which moves by 1.5e-3 from 1000 steps):
+    - :data:`CONVERGED_STEPS` = 256 Gauss-Legendre steps are within 3.1e-3-5.5e-3 of it
+      (512: 1.5e-3-3.0e-3), well inside the tolerance, at an eighth of the cost (about 5 s
+      on one CPU thread per call, and only for a function that ignores n_steps);
+    - honest integrals: gausslegendre 50/100/200/300 steps 1.5e-2-2.6e-2 / 7.3e-3-1.3e-2 /
+      3.7e-3-7.0e-3 / 2.5e-3-4.8e-3; riemann_trapezoid 2.3e-2-3.4e-2 / 1.2e-2-1.8e-2 /
+      5.7e-3-8.7e-3 / 3.7e-3-5.9e-3; riemann_left, _right, _middle at 50 steps at most
+      3.9e-2, at 200 at most 9.3e-3 (a ReLU network's gradient jumps along the path, so
+      every rule converges like 1/n);
+    - wrong maps, 200 Gauss-Legendre steps unless said: the other call's target 1.09-1.62,
+      the argmax 0.99-1.61, target + 1 1.25-1.57, zero baselines 0.73-2.03, the other
+      call's baseline 0.85-2.08, the plain gradient 1.08-2.65, input x gradient 0.92-2.84,
+      (x - b) x gradient 0.75-1.09, one midpoint step (gradient halfway times x - b)
+      0.51-0.97; the requested 5-13 steps themselves 0.07-0.22 (Gauss-Legendre at 10-13
+      steps, ``method`` ignored: 0.05-0.08, hence the ``"steps"`` evidence first);
+    - ``"default"`` (zero baseline): 200 Gauss-Legendre steps 3.5e-3-4.1e-3, a baseline of
+      ones 0.85-1.04;
+    - :data:`CONVERGED_RTOL` = 0.1: 2.5 times the worst honest 50-step integral (3.9e-2),
+      a fifth of the closest wrong map (one midpoint step, 0.51).
 """
 
 from __future__ import annotations
 
+import hashlib
+import threading
 from typing import Any
 
 import torch
@@ -96,6 +139,22 @@ MIN_COSINE = 0.9
 # before failed those honest rewrites). One step more or less, another rule, 50 steps:
 # >5e-2 of the norm.
 MAP_RTOL = 2e-2
+# A function whose "main" and "steps" maps (the same call at two step counts) differ by at
+# most this (relative L2: the noise agreement forgives) ignores n_steps: the same
+# computation twice differs by 0 on the CPU; the reference's maps at the two step counts
+# differ by >0.1 (measured, see the module).
+SAME_RTOL = MAP_RTOL
+# The grader's converged integral: Gauss-Legendre at this many steps (rows per pass).
+CONVERGED_STEPS = 256
+CONVERGED_BATCH = 32
+# With n_steps ignored, a map within this relative L2 error of the converged integral is
+# the right integral at the student's own step count (measured: honest 50-300 step
+# integrals <=3.9e-2, a wrong target, baseline, gradient or one step >=0.51).
+CONVERGED_RTOL = 0.1
+# ... and earns this part of its call's share of agreement: the rest is the cost of
+# ignoring n_steps (see the module).
+OWN_STEPS_SHARE = 2 / 3
+OWN_STEPS_MESSAGE = "your function integrates with its own step count; use the n_steps argument"
 # The student's delta may differ from sum(attr) - (F(x) - F(b)) by this much (of |gap|):
 # float32 sums and forward passes of another batch size differ by ~1e-6 of it.
 DELTA_RTOL = 1e-3
@@ -115,8 +174,11 @@ CALLS: dict[str, str] = {
     "main": "a constant baseline, the default method",
     "alt": "the blurred input as baseline, method and internal_batch_size given",
     "default": "baselines=None",
+    "steps": "as main at the alt call's step count: whether n_steps changes anything",
 }
 VALUE_CALLS = ("main", "alt")
+# The baseline each call is given (None: baselines=None).
+BASELINE_OF = {"main": "main", "alt": "alt", "default": None, "steps": "main"}
 
 
 def probe_parameters(settings: ProbeSettings) -> dict[str, Any]:
@@ -197,6 +259,7 @@ def probe(ctx: ProbeContext) -> Record:
         "alt": {"target": alt_target, "n_steps": p["alt_steps"], "method": p["method"],
                 "internal_batch_size": p["batch"]},
         "default": {"target": target, "n_steps": p["steps"]},
+        "steps": {"target": target, "n_steps": p["alt_steps"]},
     }
     record.data.update(parameters=p, arguments=arguments, top1=int(ranking[0]))
     record.tensors["inputs"] = inputs.clone()
@@ -205,7 +268,8 @@ def probe(ctx: ProbeContext) -> Record:
     passes: dict[str, list[int]] = {}
     for key, kwargs in arguments.items():
         model = models.pop(0)
-        given = baselines[key].to(ctx.device, copy=True) if key in baselines else None
+        base = BASELINE_OF[key]
+        given = baselines[base].to(ctx.device, copy=True) if base is not None else None
         counter = ForwardRows(model)
         kwargs = dict(kwargs)
         try:
@@ -244,7 +308,7 @@ def _describe(reference: Record, key: str) -> str:
     args = reference.data["arguments"][key]
     baseline = {"main": f"baselines=torch.full_like(inputs, {reference.data['parameters']['const']})",
                 "alt": "baselines=<the input, blurred>",
-                "default": "baselines=None"}[key]
+                "default": "baselines=None"}[BASELINE_OF[key] or "default"]
     return "integrated_gradients(model, inputs, {}, {}{})".format(
         args["target"], baseline,
         "".join(f", {k}={v!r}" for k, v in args.items() if k != "target"))
@@ -274,11 +338,109 @@ def _agrees(student: Record, reference: Record, key: str) -> Outcome:
     return agree(attr, expected, what=_describe(reference, key))
 
 
-def _require_agreement(student: Record, reference: Record) -> None:
-    """Secondary checks pay only when at least one value call equals the reference's."""
+def _relative(actual: torch.Tensor, expected: torch.Tensor) -> float:
+    """||actual - expected|| / ||expected|| (L2 over the whole map; NaN stays NaN)."""
+    a, e = actual.detach().double(), expected.detach().double()
+    norm = float(e.norm())
+    return float((a - e).norm()) / norm if norm > 0 else float((a - e).norm())
+
+
+def steps_ignored(student: Record, reference: Record) -> float | None:
+    """How much the student's map moved between ``"main"`` and ``"steps"`` (the same call
+    at two step counts): relative L2 difference, or None when either did not return a map.
+    At most :data:`SAME_RTOL` means the function ignores ``n_steps``."""
+    try:
+        main = _attributions(student, "main", reference)
+        other = _attributions(student, "steps", reference)
+    except CheckFailed:
+        return None
+    return _relative(other, main)
+
+
+_CONVERGED: dict[str, torch.Tensor] = {}
+_CONVERGED_LOCK = threading.Lock()
+
+
+def _baseline(reference: Record, key: str) -> torch.Tensor:
+    """The baseline call ``key`` was given (zeros for baselines=None), from the reference's record."""
+    base = BASELINE_OF[key]
+    inputs = reference.tensors["inputs"]
+    return torch.zeros_like(inputs) if base is None else reference.tensors[f"{base}_baselines"]
+
+
+def converged(ctx: CheckContext, reference: Record, key: str) -> torch.Tensor:
+    """The Integrated Gradients of call ``key``'s inputs, target and baseline, computed by
+    the grader (Captum on the grader's ResNet-34) with :data:`CONVERGED_STEPS` Gauss-Legendre
+    steps: the integral every step count and rule converges to. Computed on first use
+    (seconds), then kept for this process, keyed by the weights and the tensors."""
+    from captum.attr import IntegratedGradients
+
+    inputs = reference.tensors["inputs"].float()
+    baseline = _baseline(reference, key).float()
+    target = int(reference.data["arguments"][key]["target"])
+    digest = hashlib.sha256(f"{ctx.weights.id}:{target}:{CONVERGED_STEPS}:".encode())
+    for tensor in (inputs, baseline):
+        digest.update(repr(tuple(tensor.shape)).encode())
+        digest.update(tensor.contiguous().numpy().tobytes())
+    name = digest.hexdigest()
+    with _CONVERGED_LOCK:
+        if name not in _CONVERGED:
+            # A model of the grader's own (the trusted one may have been built under
+            # inference_mode, whose tensors autograd refuses), on the trusted one's device.
+            device = next(ctx.trusted_model().parameters()).device
+            with torch.inference_mode(False), torch.enable_grad():
+                model = ctx.weights.build_model(device).requires_grad_(False)
+                attr = IntegratedGradients(model).attribute(
+                    inputs.to(device).clone(), baseline.to(device).clone(), target=target,
+                    n_steps=CONVERGED_STEPS, method="gausslegendre",
+                    internal_batch_size=CONVERGED_BATCH)
+            while len(_CONVERGED) >= 32:
+                del _CONVERGED[next(iter(_CONVERGED))]
+            _CONVERGED[name] = attr.detach().double().cpu()
+        return _CONVERGED[name]
+
+
+def _agreement(student: Record, reference: Record, key: str, ctx: CheckContext) -> Outcome:
+    """Call ``key`` against the reference: full when it equals the reference's at the
+    requested arguments (:func:`agree`); :data:`OWN_STEPS_SHARE` when the function ignores
+    ``n_steps`` (:func:`steps_ignored`) and its map is the converged integral within
+    :data:`CONVERGED_RTOL` (:func:`converged`); else nothing."""
+    outcome = _agrees(student, reference, key)
+    moved = steps_ignored(student, reference)
+    if outcome.passed or moved is None or not moved <= SAME_RTOL:
+        return outcome
+    try:
+        attr = _attributions(student, key, reference)
+    except CheckFailed:  # no map for this call: the reason is in outcome.message
+        return outcome
+    steps = (reference.data["arguments"]["main"]["n_steps"],
+             reference.data["arguments"]["steps"]["n_steps"])
+    same = (f"n_steps={steps[0]} and n_steps={steps[1]} gave the same attributions (they "
+            f"differ by {moved:.1e})")
+    expected = _attributions(reference, key, reference)
+    cosine = float(F.cosine_similarity(attr.flatten(), expected.flatten(), dim=0))
+    if not cosine >= MIN_COSINE:  # not IG of this target and baseline: no need to integrate
+        return Outcome(0.0, f"{outcome.message}; {same}: your function ignores n_steps; use "
+                            "the n_steps argument")
+    error = _relative(attr, converged(ctx, reference, key))
+    if not error <= CONVERGED_RTOL:
+        return Outcome(0.0, f"{outcome.message}, nor the integral converged at "
+                            f"{CONVERGED_STEPS} steps (relative error {error:.3g}, allowed "
+                            f"{CONVERGED_RTOL:g}); {same}: your function ignores n_steps; "
+                            "use the n_steps argument")
+    return partial(OWN_STEPS_SHARE, (
+        f"{_describe(reference, key)} matches the integral converged at {CONVERGED_STEPS} "
+        f"steps (relative error {error:.1e}, allowed {CONVERGED_RTOL:g}) but not the "
+        f"reference at the requested step count ({OWN_STEPS_SHARE:.2g} of this call's "
+        f"part): {same}: {OWN_STEPS_MESSAGE}"))
+
+
+def _require_agreement(student: Record, reference: Record, ctx: CheckContext) -> None:
+    """Secondary checks pay only when at least one value call equals the reference's (or,
+    with n_steps ignored, the converged integral)."""
     for key in VALUE_CALLS:
         require_call(student, key, POINTER)
-    if not any(_agrees(student, reference, key).passed for key in VALUE_CALLS):
+    if not any(_agreement(student, reference, key, ctx).fraction > 0 for key in VALUE_CALLS):
         raise CheckFailed("not scored until your attributions agree with the reference's "
                           "(see agreement)")
 
@@ -296,13 +458,24 @@ def _gap(ctx: CheckContext, reference: Record, key: str) -> torch.Tensor:
     return logits[:n] - logits[n:]
 
 
+AGREEMENT_HINT = (
+    "use IntegratedGradients(model).attribute(inputs, baselines=baselines, target=target, "
+    "n_steps=n_steps, method=method, internal_batch_size=internal_batch_size) with exactly "
+    "the arguments you are given (the target is not always the top-1 class; method is "
+    "'gausslegendre' unless given)")
+
+
 def check_agreement(student: Record, reference: Record, ctx: CheckContext) -> Outcome:
-    outcomes = {key: _agrees(student, reference, key) for key in VALUE_CALLS}
-    return share(outcomes, (
-        "use IntegratedGradients(model).attribute(inputs, baselines=baselines, "
-        "target=target, n_steps=n_steps, method=method, internal_batch_size="
-        "internal_batch_size) with exactly the arguments you are given (the target is not "
-        "always the top-1 class; method is 'gausslegendre' unless given)"))
+    outcomes = {key: _agreement(student, reference, key, ctx) for key in VALUE_CALLS}
+    if all(o.fraction in (0.0, 1.0) for o in outcomes.values()):
+        return share(outcomes, AGREEMENT_HINT)
+    # A call whose map is the integral at the function's own step count earns
+    # OWN_STEPS_SHARE of its part; the hint follows when a call earns nothing.
+    fraction = sum(o.fraction for o in outcomes.values()) / len(outcomes)
+    message = "; ".join(o.message for o in outcomes.values() if not o.passed)
+    if any(o.fraction == 0 for o in outcomes.values()):
+        message += f"; {AGREEMENT_HINT}"
+    return partial(fraction, message)
 
 
 def check_completeness(student: Record, reference: Record, ctx: CheckContext) -> Outcome:
@@ -342,7 +515,7 @@ def check_completeness(student: Record, reference: Record, ctx: CheckContext) ->
 
 
 def check_output_format(student: Record, reference: Record, ctx: CheckContext) -> Outcome:
-    _require_agreement(student, reference)
+    _require_agreement(student, reference, ctx)
     n = reference.tensors["inputs"].shape[0]
     problems, fraction = [], 1.0
     for key in VALUE_CALLS:
@@ -387,12 +560,17 @@ def check_output_format(student: Record, reference: Record, ctx: CheckContext) -
 
 
 def check_default_baseline(student: Record, reference: Record, ctx: CheckContext) -> Outcome:
-    _require_agreement(student, reference)
+    _require_agreement(student, reference, ctx)
     outcome = _agrees(student, reference, "default")
     if outcome.passed:
         return passed("baselines=None gives the zero-baseline attributions")
+    # n_steps ignored costs agreement only: here the map of the zero baseline is what counts.
+    own = _agreement(student, reference, "default", ctx)
+    if own.fraction > 0:
+        return passed("baselines=None gives the zero-baseline integral (at your function's "
+                      "own step count, see agreement)")
     raise CheckFailed(
-        f"{outcome.message}; baselines=None must mean an all-zero baseline (pass None on to "
+        f"{own.message}; baselines=None must mean an all-zero baseline (pass None on to "
         "Captum, or torch.zeros_like(inputs))"
     )
 

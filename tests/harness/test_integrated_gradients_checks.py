@@ -5,9 +5,19 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from grader.settings import DEFAULT_SETTINGS
-from grader.tasks.integrated_gradients import MAP_RTOL, agree, probe_parameters
+from grader.tasks.integrated_gradients import (
+    CONVERGED_RTOL,
+    MAP_RTOL,
+    MIN_COSINE,
+    OWN_STEPS_SHARE,
+    _relative,
+    agree,
+    converged,
+    probe_parameters,
+)
 from tests.harness.hostile import HOSTILE_CLASSES, params
 
 # Variants call Captum as students do; its note on inputs without requires_grad is noise here.
@@ -86,9 +96,11 @@ WRONG = {
         _tutorial_with("ig.attribute(inputs, baselines,", "ig.attribute(inputs, None,"),
         {"agreement": "differs", "completeness": "baselines you are given", **GATED},
     ),
+    # The integral at the function's own step count: 2/3 of agreement, nothing else lost.
     "n_steps_ignored": (
         _tutorial_with("n_steps=n_steps,", "n_steps=50,"),
-        {"agreement": "differs", **GATED},
+        {"agreement": "your function integrates with its own step count; use the n_steps "
+                      "argument"},
     ),
     "method_ignored": (
         _tutorial_with("method=method,", "method='gausslegendre',"),
@@ -130,13 +142,13 @@ WRONG = {
 }
 
 # The catalog: each wrong implementation's whole Task 6 score (of 16), on every variant.
-# A value mistake keeps only what its maps still earn honestly (IG at 50 steps or with
-# Gauss-Legendre is still complete: 5); a secondary mistake costs its own check only.
+# A value mistake keeps only what its maps still earn honestly; a secondary mistake costs
+# its own check only; n_steps ignored with the integral right costs a third of agreement.
 SCORES = {
     "argmax_target": 0.0,
     "target_plus_one": 0.0,
     "baselines_ignored": 0.0,
-    "n_steps_ignored": 5.0,           # completeness
+    "n_steps_ignored": 14.0,          # 2/3 of agreement: the integral at 50 steps
     "method_ignored": 13.0,           # half of agreement (the "main" call)
     "saliency": 0.0,
     "constant_map_right_sum": 0.0,
@@ -268,3 +280,153 @@ def test_agreement_forgives_a_relu_kink_not_another_map() -> None:
     outcome = agree(spread, reference, what="another map")
     assert not outcome.passed and f"allowed {MAP_RTOL:g}" in outcome.message
     assert not agree(torch.full_like(reference, float("nan")), reference, what="nan").passed
+
+
+# ----------------------------------------------------------- n_steps fixed by the student
+
+# A real student's function: the step count fixed at 200, the method left to Captum's
+# default ("ig.attribute(inputs, target=target, n_steps=200)"), everything else passed on.
+FIXED_STEPS = _student(
+    "    attributions, delta = ig.attribute(inputs, baselines, target=target, n_steps=200,\n"
+    "                                       internal_batch_size=internal_batch_size,\n"
+    "                                       return_convergence_delta=True)\n"
+    "    return attributions, delta\n")
+OWN_STEPS = "your function integrates with its own step count; use the n_steps argument"
+
+
+def _fixed_with(old: str, new: str) -> str:
+    assert old in FIXED_STEPS, old
+    return FIXED_STEPS.replace(old, new)
+
+
+def test_fixed_step_count_earns_agreement_at_its_own_step_count(grade_variant,
+                                                                settings) -> None:
+    """The integral at 200 steps is the converged integral, not the reference's at 5-8 and
+    10-13 steps: each call earns OWN_STEPS_SHARE of its part, with the message; every other
+    check (completeness of the student's own map, the delta, baselines=None) pays."""
+    graded = grade_variant({"integrated_gradients.py": FIXED_STEPS}, tasks=[TASK],
+                           settings=settings)
+    scores = {c.name: c.score for c in graded.results[TASK].checks}
+    assert scores == {**FULL, "agreement": FULL["agreement"] * OWN_STEPS_SHARE}, \
+        graded.results[TASK].checks
+    message = graded.check(TASK, "agreement").message
+    assert OWN_STEPS in message and "converged" in message, message
+    assert "not always the top-1" not in message, message  # no call is wrong
+
+
+# The same function with a real mistake besides: nothing for agreement (nor anything else).
+FIXED_STEPS_WRONG = {
+    "other_target": _fixed_with("target=target,", "target=target + 1,"),
+    "argmax_target": _fixed_with("target=target,", "target=int(model(inputs).argmax()),"),
+    "baselines_ignored": _fixed_with("ig.attribute(inputs, baselines,",
+                                     "ig.attribute(inputs, None,"),
+    "gradient_only": _student(
+        "    attr = Saliency(model).attribute(inputs, target=target, abs=False)\n"
+        "    return attr, torch.zeros(inputs.shape[0])\n"),
+    "input_x_gradient": _student(
+        "    attr = InputXGradient(model).attribute(inputs.clone().requires_grad_(), "
+        "target=target)\n"
+        "    return attr.detach(), torch.zeros(inputs.shape[0])\n",
+        prelude="from captum.attr import InputXGradient"),
+}
+
+
+@pytest.mark.parametrize("variant", params(FIXED_STEPS_WRONG, frozenset({"argmax_target",
+                                                                         "gradient_only"})))
+def test_fixed_step_count_with_a_wrong_map_earns_nothing(grade_variant, variant: str) -> None:
+    graded = grade_variant({"integrated_gradients.py": FIXED_STEPS_WRONG[variant]},
+                           tasks=[TASK])
+    assert graded.score(TASK) == 0, graded.results[TASK].checks
+    message = graded.check(TASK, "agreement").message
+    assert "differs from the reference" in message, message
+    assert "your function ignores n_steps" in message and OWN_STEPS not in message, message
+
+
+@pytest.fixture(scope="module")
+def grader_model(check_context):
+    """The grader's ResNet-34 for autograd (the trusted model may hold inference tensors)."""
+    return check_context.weights.build_model().requires_grad_(False)
+
+
+def _ig(model, inputs, baselines, target, n_steps, method) -> torch.Tensor:
+    from captum.attr import IntegratedGradients
+
+    return IntegratedGradients(model).attribute(inputs, baselines, target=target,
+                                                n_steps=n_steps, method=method,
+                                                internal_batch_size=64)
+
+
+# Maps of the "main" call's target and baseline (or a mistake), against the converged
+# integral: (n_steps, method) honest ones within CONVERGED_RTOL, wrong ones far outside.
+HONEST_MAPS = {
+    "gausslegendre_50": (50, "gausslegendre"),
+    "riemann_trapezoid_50": (50, "riemann_trapezoid"),
+    "riemann_left_50": (50, "riemann_left"),
+    "gausslegendre_200": (200, "gausslegendre"),
+    "riemann_trapezoid_300": (300, "riemann_trapezoid"),
+}
+WRONG_MAPS = ("other_target", "zero_baseline", "gradient", "input_x_gradient",
+              "one_step")
+
+
+@pytest.mark.parametrize("variant", params(HONEST_MAPS, frozenset({"riemann_trapezoid_300",
+                                                                   "riemann_left_50"})))
+def test_converged_tolerance_admits_honest_integrals(reference_records, check_context,
+                                                     grader_model, variant: str) -> None:
+    reference = reference_records[TASK]
+    model = grader_model
+    args = reference.data["arguments"]["main"]
+    # Clones: a record probed in this process holds inference-mode tensors.
+    inputs = reference.tensors["inputs"].clone()
+    baselines = reference.tensors["main_baselines"].clone()
+    attr = _ig(model, inputs, baselines, args["target"], *HONEST_MAPS[variant]).double()
+    error = _relative(attr, converged(check_context, reference, "main"))
+    assert error <= CONVERGED_RTOL / 2, error  # measured <=0.04 at 50 steps (the module)
+    requested = reference.tensors["main_attr"].double()
+    assert F.cosine_similarity(attr.flatten(), requested.flatten(), dim=0) >= MIN_COSINE
+
+
+@pytest.mark.parametrize("variant", WRONG_MAPS)
+def test_converged_tolerance_rejects_wrong_maps(reference_records, check_context,
+                                                grader_model, variant: str) -> None:
+    from captum.attr import InputXGradient, Saliency
+
+    reference = reference_records[TASK]
+    model = grader_model
+    args = reference.data["arguments"]["main"]
+    target = args["target"]
+    # Clones: a record probed in this process holds inference-mode tensors.
+    inputs = reference.tensors["inputs"].clone()
+    baselines = reference.tensors["main_baselines"].clone()
+    if variant == "other_target":
+        attr = _ig(model, inputs, baselines, reference.data["arguments"]["alt"]["target"],
+                   50, "gausslegendre")
+    elif variant == "zero_baseline":
+        attr = _ig(model, inputs, torch.zeros_like(inputs), target, 50, "gausslegendre")
+    elif variant == "gradient":
+        attr = Saliency(model).attribute(inputs.clone().requires_grad_(), target=target,
+                                         abs=False)
+    elif variant == "input_x_gradient":
+        attr = InputXGradient(model).attribute(inputs.clone().requires_grad_(), target=target)
+    else:  # one midpoint step: the gradient halfway, times (x - b)
+        midpoint = ((inputs + baselines) / 2).requires_grad_()
+        attr = Saliency(model).attribute(midpoint, target=target, abs=False) * (
+            inputs - baselines)
+    error = _relative(attr.detach().double(), converged(check_context, reference, "main"))
+    assert error > 4 * CONVERGED_RTOL, error  # measured >=0.51 (the module)
+
+
+def test_fixed_step_count_with_a_call_that_returns_nothing(grade_variant) -> None:
+    """n_steps ignored, and the call with a method returns None: "main" still earns its
+    part at its own step count, "alt" nothing, and no check crashes."""
+    source = _fixed_with("    attributions, delta",
+                         "    if method != 'gausslegendre':\n"
+                         "        return None\n"
+                         "    attributions, delta")
+    graded = grade_variant({"integrated_gradients.py": source}, tasks=[TASK])
+    agreement = graded.check(TASK, "agreement")
+    assert agreement.score == pytest.approx(FULL["agreement"] * OWN_STEPS_SHARE / 2), agreement
+    assert "returned builtins.NoneType" in agreement.message, agreement
+    assert OWN_STEPS in agreement.message, agreement
+    for check in graded.results[TASK].checks:
+        assert "could not be checked" not in check.message, check
