@@ -142,6 +142,11 @@ def _hand_graded(name: str, run: Any) -> str:
                       f"{', '.join(tensors) or 'none'}",
     }[name]
     missing = " and ".join(f"{f}()" for f in HAND_GRADED[name])
+    if name == "graph":  # grader.top_level_checks judges the run's graphviz graph
+        return (f"no {missing} to probe: graph_png was judged on the graphviz graph your "
+                f"top-level code left (the handout's `dot`), run by the grader offline "
+                f"({facts['seconds']:g} s): {found}; conv_names tests the template's "
+                "conv_layer_names()" + _run_stopped(run))
     if name == "integrated_gradients":  # grader.top_level_checks judges the run's tensors
         return (f"no {missing} to probe: completeness and agreement were judged on the tensors "
                 f"your top-level code left, run by the grader offline ({facts['seconds']:g} s): "

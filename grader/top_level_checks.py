@@ -56,10 +56,13 @@ def collect(task: str, ctx: Any, record: Record) -> None:
         module = ctx.module(task)
     except Exception:  # noqa: BLE001 - the task's own record already says why
         return
-    if not _missing(getattr(module, "integrated_gradients", None)):
+    if not _missing(getattr(module, MISSING_FUNCTION[task], None)):
         return
     run = ctx.top_level_run()
     if run is None:
+        return
+    if task == "graph":
+        _collect_graph(run, record)
         return
     names = []
     for name, value in list(run.namespace.items()):
@@ -74,12 +77,28 @@ def collect(task: str, ctx: Any, record: Record) -> None:
     record.data["top_level"] = {"tensors": names}
 
 
+def _collect_graph(run: Any, record: Record) -> None:
+    """The DOT source of the first graphviz graph in the run's globals (``dot`` in the
+    handout), as bytes; what it draws is judged in the grader's process."""
+    from grader.tasks.graph import MAX_DOT_BYTES
+
+    names = []
+    for name, value in list(run.namespace.items()):
+        source = getattr(value, "source", None) if not name.startswith("_") else None
+        if isinstance(source, str) and "digraph" in source[:200]:
+            data = source.encode("utf-8", errors="replace")[:MAX_DOT_BYTES]
+            record.tensors["graph_source"] = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+            names.append(name[:60])
+            break
+    record.data["top_level"] = {"graphs": names, "files": list(run.files[:20])}
+
+
 def has_evidence(student: Record | None) -> bool:
     return student is not None and isinstance(student.data.get("top_level"), dict)
 
 
 def _tensors(student: Record) -> list[tuple[str, torch.Tensor]]:
-    names = student.data["top_level"].get("tensors")
+    names = student.data["top_level"].get("tensors", [])
     if not isinstance(names, list):
         raise CheckFailed("the top-level run's record is malformed")
     found = []
@@ -169,7 +188,61 @@ def check_agreement(student: Record, reference: Record, ctx: CheckContext) -> Ou
                   f" for class {best['target']}")
 
 
+_FULL_GRAPH: dict[int, dict[str, Any]] = {}
+
+
+def _full_graph_facts(ctx: CheckContext) -> dict[str, Any]:
+    """Node count and parameter names of the reference's graph of the full trusted model
+    (torchviz's make_dot with params; the node count does not depend on the input size)."""
+    from torchviz import make_dot
+
+    from grader.tasks.graph import source_facts
+
+    model = ctx.trusted_model()
+    if id(model) not in _FULL_GRAPH:
+        with torch.enable_grad():
+            out = model(torch.zeros(1, 3, 32, 32))
+        dot = make_dot(out, params=dict(model.named_parameters()))
+        data = dot.source.encode()
+        facts = source_facts(Record(task="graph", tensors={
+            "graph_source": torch.frombuffer(bytearray(data), dtype=torch.uint8)}))
+        _FULL_GRAPH[id(model)] = facts or {"nodes": 0, "params": []}
+    return _FULL_GRAPH[id(model)]
+
+
+def check_graph_png(student: Record, reference: Record, ctx: CheckContext) -> Outcome:
+    """The graph the run drew (``dot``) is the full ResNet-34's: every parameter named, and
+    the reference's node count within 2%."""
+    from grader.tasks.graph import source_facts
+
+    evidence = student.data["top_level"]
+    got = source_facts(student)
+    if got is None:
+        files = ", ".join(evidence.get("files", [])) or "none"
+        raise CheckFailed(
+            "no render_model_graph() to probe, and your top-level code left no graphviz graph "
+            f"(the handout's `dot = make_dot(...)`) in its variables (files written: {files}); "
+            "keep `dot` at the top level, or write render_model_graph() from the template")
+    want = _full_graph_facts(ctx)
+    params, expected = set(got["params"]), set(want["params"])
+    if params != expected:
+        missing = sorted(expected - params)
+        raise CheckFailed(
+            f"from your top-level run: the graph names {len(params & expected)} of ResNet-34's "
+            f"{len(expected)} parameters (missing e.g. {', '.join(missing[:3]) or '-'}); draw "
+            "make_dot(model(x), params=dict(model.named_parameters())) of the lab's model")
+    if abs(got["nodes"] - want["nodes"]) > 0.02 * want["nodes"]:
+        raise CheckFailed(f"from your top-level run: the graph has {got['nodes']} nodes, the "
+                          f"reference's of the same model {want['nodes']}")
+    return passed(f"from your top-level run: `{evidence['graphs'][0]}` is the graph of "
+                  f"ResNet-34 ({got['nodes']} nodes, all {len(expected)} parameters named)")
+
+
+# Task -> the template function whose absence lets a top-level run's evidence be judged.
+MISSING_FUNCTION: dict[str, str] = {"integrated_gradients": "integrated_gradients",
+                                    "graph": "render_model_graph"}
 # Task -> check name -> the check judged on a top-level run's evidence instead.
 EVIDENCE_CHECKS: dict[str, dict[str, Any]] = {
     "integrated_gradients": {"completeness": check_completeness, "agreement": check_agreement},
+    "graph": {"graph_png": check_graph_png},
 }

@@ -129,7 +129,7 @@ def test_task1_is_graded_on_the_model_and_labels_the_run_built(
     assert any("graded on the `model` your top-level code built" in n
                for n in records["model"].data["adapted"])
     graph_notes = records["graph"].data["adapted"]
-    assert any(n.startswith("graded by hand:") for n in graph_notes), graph_notes
+    assert any("judged on the graphviz graph" in n for n in graph_notes), graph_notes
 
 
 def test_without_run_mode_task1_earns_nothing_from_top_level_code(
@@ -240,3 +240,56 @@ def test_a_function_that_downloads_anything_else_fails_at_once_with_a_message(
     graded = grade_impl(folder, tasks=["model"])
     labels = graded.check("model", "labels")
     assert not labels.passed and "offline" in labels.message, labels.message
+
+
+def _graph_notebook(folder: Path, graph_cell: str) -> Path:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("handout_build", HANDOUT / "build_notebooks.py")
+    assert spec is not None and spec.loader is not None
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    cells = [build.code(build.IMPORTS), build.code(build.TASK1), build.code(graph_cell)]
+    folder.mkdir(parents=True)
+    path = folder / "lab3.ipynb"
+    path.write_text(json.dumps(build.notebook(cells)))
+    return path
+
+
+def _graph_graded(path: Path, tmp_path: Path, resolved_weights, references_for, check_context):
+    impl = load_implementation(path)
+    ctx = ProbeContext(impl=impl, weights=resolved_weights, settings=DEFAULT_SETTINGS,
+                       fixtures_dir=FIXTURES_DIR, scratch=tmp_path / "scratch", run_top_level=60)
+    reference = references_for(DEFAULT_SETTINGS)
+    return check_task("graph", probe_task("graph", ctx), reference["graph"], check_context)
+
+
+HANDOUT_GRAPH = """from torchviz import make_dot
+
+dummy_input = torch.randn(1, 3, 224, 224)
+output = model(dummy_input)
+dot = make_dot(output, params=dict(model.named_parameters()))
+"""
+
+
+def test_top_level_graph_of_the_model_earns_graph_png(tmp_path: Path, resolved_weights,
+                                                     references_for, check_context) -> None:
+    path = _graph_notebook(tmp_path / "honest", HANDOUT_GRAPH)
+    result = _graph_graded(path, tmp_path, resolved_weights, references_for, check_context)
+    check = next(c for c in result.checks if c.name == "graph_png")
+    assert check.passed, check.message
+    conv = next(c for c in result.checks if c.name == "conv_names")
+    assert not conv.passed  # conv_layer_names is the template's
+
+
+@pytest.mark.parametrize("wrong", [
+    HANDOUT_GRAPH.replace(", params=dict(model.named_parameters())", ""),
+    HANDOUT_GRAPH.replace("output = model(dummy_input)",
+                          "output = model.layer1(model.conv1(dummy_input))"),
+    "x = 1\n",
+], ids=["no_params", "part_of_the_model", "no_graph"])
+def test_top_level_graph_that_is_not_the_models_earns_nothing(
+        wrong: str, tmp_path: Path, resolved_weights, references_for, check_context) -> None:
+    path = _graph_notebook(tmp_path / "wrong", wrong)
+    result = _graph_graded(path, tmp_path, resolved_weights, references_for, check_context)
+    assert result.score == 0, result
