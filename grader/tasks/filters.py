@@ -188,7 +188,8 @@ def probe(ctx: ProbeContext) -> Record:
     if accepts != {"image_size", "seed"}:
         record.data["adapted"] = [
             "visualize_filter has no `" + "` or `".join(sorted({"image_size", "seed"} - accepts))
-            + "` parameter (the handout's has neither): it was called with the layer module "
+            + "` parameter (the handout's signature has neither): it was called with the "
+            "layer module "
             "(or, if that raised, its name) after torch.manual_seed(seed)"
             + (f", and judged at the handout's {HANDOUT_FILTER_SIZE} px" if handout else "")]
     for spec in cases(ctx.settings):
