@@ -994,8 +994,13 @@ def _build_package(path: Path, *, seconds: float | None = None,
                      f"work (calls, plots, downloads, loops, ...) in {_cells_text(work_cells)} "
                      "were not run: the grader only takes definitions (functions, classes, "
                      "imports, constants)")
-    unused = sorted({f"{name}()" if u.kind == "def" else name
-                     for u in units if u.order not in used_units and u.kind == "def"
+    # Functions the grader did not use, in cells that hold nothing it used (the handout's
+    # task1() ... task8(); not a helper beside graded code, nor the notebook's own set-up).
+    used_cells = {u.cell for u in units if u.order in used_units}
+    unused = sorted({f"{name}()" for u in units
+                     if u.order not in used_units and u.kind == "def"
+                     and u.cell not in used_cells
+                     and ast.dump(u.node) not in generated_statements()
                      for name in u.binds if not name.startswith("_")})
     if unused:
         shown = ", ".join(unused[:15]) + (", ..." if len(unused) > 15 else "")
