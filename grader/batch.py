@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grader import sandbox
+from grader import cgroup, sandbox
 from grader.child import PROGRESS_FILE
 from grader.implementation import (
     BUILTIN_PACKAGES,
@@ -542,19 +542,24 @@ class Attempt:
     output: str
     startup_s: float | None = None  # from start to the first task (imports, model)
     seconds: float = 0.0
-    # bytes: the submission's peak (all processes of its uid, see sandbox.uid_memory) where
-    # it has a uid of its own, else the kernel's ru_maxrss of the child
+    # bytes: the submission's peak: its memory cgroup's where the machine allows one, else
+    # the sampled sum of all processes of its uid (sandbox.uid_memory) where it has a uid of
+    # its own, else the kernel's ru_maxrss of the child
     peak_memory: int | None = None
 
 
 class FreshChild:
-    """A child started afresh (``--sandbox none``): its process, output reader and memory."""
+    """A child started afresh (``--sandbox none``): its process, output reader, memory and,
+    where the machine allows one, the memory cgroup all its processes run in."""
 
-    def __init__(self, proc: subprocess.Popen, identity: sandbox.Identity, cap: int) -> None:
+    def __init__(self, proc: subprocess.Popen, identity: sandbox.Identity, cap: int,
+                 memory_group: cgroup.MemoryCgroup | None = None) -> None:
         self.proc, self.identity = proc, identity
+        self.memory_group = memory_group
         self.reader = OutputCapture(proc.stdout, cap)
         self.reader.start()
         self.peak_memory: int | None = None
+        self.out_of_memory = False
 
     def poll(self) -> tuple[int | None, int | None]:
         returncode, peak = sandbox.poll(self.proc)
@@ -563,12 +568,18 @@ class FreshChild:
         return returncode, self.peak_memory
 
     def stop(self) -> tuple[int | None, int | None]:
-        """Kill the whole tree, reap the child; ``(exit code or None, peak memory)``."""
+        """Kill the whole tree, reap the child; ``(exit code or None, peak memory)``: the
+        cgroup's peak (every process of the submission) where there is one."""
         sandbox.kill_tree(self.proc, self.identity)
         if self.proc.returncode is None:
             _, peak = sandbox.wait(self.proc, timeout=10)
             self.peak_memory = peak if peak is not None else self.peak_memory
         self.reader.join(timeout=5)
+        group, self.memory_group = self.memory_group, None
+        if group is not None:
+            self.out_of_memory = group.out_of_memory()
+            self.peak_memory = group.peak() or self.peak_memory
+            group.remove()
         return self.proc.returncode, self.peak_memory
 
     def output(self, cap: int) -> str:
@@ -727,9 +738,15 @@ class SubmissionRun:
                 self.logs.append(f"--- warm worker: {exc} ---")
                 b.give_up_warm(str(exc))
         if child is None:
-            proc = sandbox.start(self.child_spec(tasks), mode=b.mode, limits=self.limits(),
-                                 identity=self.identity)
-            child = FreshChild(proc, self.identity, b.limits.output_bytes)
+            group = cgroup.MemoryCgroup.create(b.limits.memory_mb * 2**20, f"slot{self.slot}")
+            try:
+                proc = sandbox.start(self.child_spec(tasks), mode=b.mode, limits=self.limits(),
+                                     identity=self.identity, memory_group=group)
+            except BaseException:
+                if group is not None:
+                    group.remove()
+                raise
+            child = FreshChild(proc, self.identity, b.limits.output_bytes, group)
             running = (proc, self.identity)
         with b.lock:
             b.running[self.slot] = running
@@ -747,7 +764,10 @@ class SubmissionRun:
         started = time.monotonic()
         current, current_since, done, stopped = None, started, [], None
         all_done_at = first_task_at = None
-        watch = self.identity.dedicated
+        # --memory holds for the whole submission, all its processes together: by the
+        # kernel in a memory cgroup where the machine allows one, else by sampling the
+        # processes of the submission's own uid.
+        watch = self.identity.dedicated and child.memory_group is None
         submission_peak, next_sample = 0, started
         try:
             while True:
@@ -766,8 +786,10 @@ class SubmissionRun:
                 now = time.monotonic()
                 if b.stop.is_set():
                     raise Interrupted
+                if child.memory_group is not None and child.memory_group.out_of_memory():
+                    stopped = "memory"  # the kernel killed one of its processes: stop them all
+                    break
                 if watch and now >= next_sample:
-                    # --memory holds for the whole submission, all its processes together.
                     used = sandbox.uid_memory(self.identity.uid)
                     submission_peak = max(submission_peak, used)
                     next_sample = now + MEMORY_SAMPLE_SECONDS
@@ -789,6 +811,8 @@ class SubmissionRun:
                 time.sleep(POLL_SECONDS)
         finally:
             returncode, peak = child.stop()
+            if child.out_of_memory and stopped is None:
+                stopped = "memory"
             if b.warm and self.identity.dedicated:
                 sandbox.kill_uid(self.identity.uid)
             with b.lock:

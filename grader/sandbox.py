@@ -53,6 +53,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from grader import cgroup
+
 SandboxMode = Literal["auto", "bwrap", "none"]
 SANDBOX_MODES: tuple[str, ...] = ("auto", "bwrap", "none")
 
@@ -416,10 +418,13 @@ def command_for(spec: ChildSpec, mode: str, identity: Identity | None = None) ->
     return list(spec.argv)
 
 
-def preexec(limits: Limits, identity: Identity | None = None) -> Callable[[], None]:
-    """The function run in the child between fork and exec: its own IPC namespace and
-    session keyring, limits, parent-death signal, and (``drop_at == "exec"``) the drop to
-    the child's uid, after the isolation that needs root.
+def preexec(limits: Limits, identity: Identity | None = None,
+            cgroup_procs: str | None = None) -> Callable[[], None]:
+    """The function run in the child between fork and exec: its memory cgroup (the
+    ``cgroup.procs`` file of a :class:`grader.cgroup.MemoryCgroup`, joined first, so every
+    process it starts is in it), its own IPC namespace and session keyring, limits,
+    parent-death signal, and (``drop_at == "exec"``) the drop to the child's uid, after the
+    isolation that needs root.
 
     Only async-signal-tolerant work: ``setrlimit``, pre-resolved ``prctl``/``unshare``/
     ``syscall`` and the set*id calls.
@@ -429,6 +434,8 @@ def preexec(limits: Limits, identity: Identity | None = None) -> Callable[[], No
     drop = identity if identity is not None and identity.drop_at == "exec" else None
 
     def apply() -> None:
+        if cgroup_procs is not None:
+            cgroup.join(cgroup_procs)
         isolate_ipc_and_keyring()
         if drop is not None:
             os.setgroups([])
@@ -448,11 +455,13 @@ def preexec(limits: Limits, identity: Identity | None = None) -> Callable[[], No
 
 
 def start(spec: ChildSpec, *, mode: str, limits: Limits, identity: Identity,
-          control: bool = False) -> subprocess.Popen:
+          control: bool = False, memory_group: cgroup.MemoryCgroup | None = None,
+          ) -> subprocess.Popen:
     """Start the child: new session, limits, identity; stdout and stderr on one pipe.
 
     ``control``: stdin, stdout and stderr are three pipes instead (a warm worker's
-    requests, replies and diagnostics).
+    requests, replies and diagnostics). ``memory_group``: the cgroup the child and all
+    its descendants run in.
     """
     # The uid drop happens in preexec, after the IPC namespace that needs root.
     return subprocess.Popen(
@@ -463,7 +472,8 @@ def start(spec: ChildSpec, *, mode: str, limits: Limits, identity: Identity,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE if control else subprocess.STDOUT,
         start_new_session=True,
-        preexec_fn=preexec(limits, identity),
+        preexec_fn=preexec(limits, identity,
+                           None if memory_group is None else memory_group.procs_file),
         close_fds=True,
     )
 

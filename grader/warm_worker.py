@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from grader import sandbox
+from grader import cgroup, sandbox
 
 # Importing torch, torchvision (with torch._dynamo), Captum and matplotlib: ~3 s on an
 # idle 2-core machine, much more while other workers run; generous on purpose.
@@ -50,6 +50,10 @@ class WarmWorker:
         self._spec_for = spec_for
         self._limits = limits
         self.proc: subprocess.Popen | None = None
+        # The zygote and every child it forks run in one memory cgroup (where the machine
+        # allows one); before each fork its limit is set to --memory above what the zygote
+        # holds, so each submission gets --memory for all its processes together.
+        self.memory_group: cgroup.MemoryCgroup | None = None
         self._messages: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._stderr: sandbox.OutputCapture | None = None
         self.starts = 0
@@ -70,8 +74,10 @@ class WarmWorker:
         self.destroy()
         self.folder.mkdir(mode=0o711, exist_ok=True)
         self._messages = queue.Queue()
+        self.memory_group = cgroup.MemoryCgroup.create(self._limits.memory_mb * 2**20, "warm")
         self.proc = sandbox.start(self._spec_for(self.folder), mode="bwrap", limits=self._limits,
-                                  identity=sandbox.Identity(None, None), control=True)
+                                  identity=sandbox.Identity(None, None), control=True,
+                                  memory_group=self.memory_group)
         self.starts += 1
         threading.Thread(target=self._read_messages, args=(self.proc.stdout, self._messages),
                          daemon=True).start()
@@ -94,6 +100,9 @@ class WarmWorker:
             with contextlib.suppress(OSError):
                 stream.close()
         self.proc = None
+        if self.memory_group is not None:
+            self.memory_group.remove()
+            self.memory_group = None
 
     def shutdown(self) -> None:
         """Ask the zygote to exit (end of the batch); kill it if it does not."""
@@ -153,21 +162,31 @@ class WarmWorker:
             WorkerError: the zygote did not take the request.
         """
         self.ensure()
+        if self.memory_group is not None:
+            try:
+                self.memory_group.limit_above_current(limits.memory_mb * 2**20)
+            except OSError as exc:
+                self.destroy()
+                raise WorkerError(f"the warm worker's memory limit could not be set ({exc})") \
+                    from exc
         request = {"op": "run", "argv": argv, "env": env, "rlimits": limits.rlimits()}
         if not self._send(request) or self._reply("started", REPLY_TIMEOUT) is None:
             self.destroy()
             raise WorkerError("the warm worker did not start a child; it is restarted for the "
                               "next one")
-        return ForkedChild(self, log)
+        return ForkedChild(self, log, self.memory_group)
 
 
 class ForkedChild:
     """A running child of a :class:`WarmWorker`, handled like a ``Popen`` by the batch."""
 
-    def __init__(self, worker: WarmWorker, log: Path) -> None:
+    def __init__(self, worker: WarmWorker, log: Path,
+                 memory_group: cgroup.MemoryCgroup | None = None) -> None:
         self.worker, self.log = worker, log
+        self.memory_group = memory_group  # the zygote's, limited for this child
         self.returncode: int | None = None
         self.peak_memory: int | None = None
+        self.out_of_memory = False
 
     def poll(self) -> tuple[int | None, int | None]:
         """``(exit code, peak memory in bytes)`` once the child has ended, else ``(None, None)``."""
@@ -176,10 +195,15 @@ class ForkedChild:
         return self.returncode, self.peak_memory
 
     def stop(self) -> tuple[int | None, int | None]:
-        """Kill the child if it still runs and wait for the zygote's report."""
+        """Kill the child if it still runs and wait for the zygote's report; ``(exit code,
+        peak memory)``: the cgroup's peak above the zygote's own where there is one."""
         if self.returncode is None:
             self.worker._send({"op": "kill"})
             self._take(self.worker._reply("exited", STOP_TIMEOUT), give_up=True)
+        group, self.memory_group = self.memory_group, None
+        if group is not None:
+            self.out_of_memory = group.out_of_memory()
+            self.peak_memory = group.peak() or self.peak_memory
         return self.returncode, self.peak_memory
 
     def _take(self, message: dict[str, Any] | None, give_up: bool = False) -> None:

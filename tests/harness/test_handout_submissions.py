@@ -256,4 +256,4 @@ def test_preprocess_image_that_opens_a_path_itself_is_given_the_path(tmp_path: P
     graded = grade_impl(script, tasks=["preprocessing"])
     # Photos handed over as paths pass; PIL images and arrays cannot be opened by it.
     output = graded.check("preprocessing", "output_photos")
-    assert 0 < output.score, output.message
+    assert output.score > 0, output.message
