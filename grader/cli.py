@@ -35,18 +35,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from grader.options import (  # noqa: F401 (the validators' old home)
+    add_option,
+    parse_course,
+    parse_jobs,
+    parse_memory,
+    parse_sandbox,
+    parse_seconds,
+    parse_task_list,
+    parse_weights_spec,
+)
 from grader.results import format_points
 from grader.terminal import printable
 
 BATCH_SOURCE = Path(__file__).resolve().with_name("batch.py")
-
-
-def parse_weights_spec(value: str) -> str:
-    """argparse type of ``--weights`` (:func:`grader.weights.parse_weights_spec`, imported
-    when an option is parsed: it imports torch)."""
-    from grader.weights import parse_weights_spec as parse
-
-    return parse(value)
 
 
 def grade_defaults() -> dict[str, Any]:
@@ -79,78 +81,9 @@ def grade_defaults() -> dict[str, Any]:
         return dict(grade_batch.__kwdefaults__)
 
 
-def parse_jobs(value: str) -> int:
-    """argparse type of ``-j``: a whole number of parallel workers, at least 1."""
-    try:
-        jobs = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"-j {value!r}: expected a whole number >= 1") from None
-    if jobs < 1:
-        raise argparse.ArgumentTypeError(f"-j {value}: expected a whole number >= 1")
-    return jobs
-
-
-def parse_seconds(value: str) -> float:
-    """argparse type of the time limits: a positive number of seconds."""
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r}: expected a number of seconds") from None
-    if not seconds > 0 or seconds == float("inf"):
-        raise argparse.ArgumentTypeError(f"{value}: expected a positive, finite number of seconds")
-    return seconds
-
-
-def parse_memory(value: str) -> int:
-    """argparse type of ``--memory``: megabytes of address space per child, at least 4096."""
-    try:
-        mb = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--memory {value!r}: expected whole megabytes") from None
-    if mb < 4096:
-        raise argparse.ArgumentTypeError(
-            f"--memory {mb}: at least 4096 MB of address space (importing torch and the "
-            "libraries already maps about 3.6 GB, of which under 1 GB is resident)")
-    return mb
-
-
-def parse_sandbox(value: str) -> str:
-    from grader.sandbox import SANDBOX_MODES
-
-    if value not in SANDBOX_MODES:
-        raise argparse.ArgumentTypeError(
-            f"--sandbox {value!r}: expected one of {', '.join(SANDBOX_MODES)}")
-    return value
-
-
-def parse_course(value: str) -> str:
-    """argparse type of ``--course``: a valid course file (:mod:`grader.course`), or ``none``."""
-    from grader.course import CourseError, find_course
-
-    try:
-        find_course(value)
-    except CourseError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return value
-
-
-COURSE_HELP = ("course file switching checks off or reweighting them (TOML, [checks]); none: "
-               "the table's own points (default: $LAB3_COURSE_FILE, else .lab3/course.toml in "
-               "this checkout when it exists)")
-
-
-def parse_task_list(value: str) -> str:
-    """argparse type of ``--tasks``: comma-separated task names of grader/points.py."""
-    from grader.batch import UsageError, parse_tasks
-
-    try:
-        parse_tasks(value)
-    except UsageError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
+    """``lab3``'s parser; its options are :mod:`grader.options`'s definitions, with each
+    command's defaults (``grade_batch``'s, ``build_autograder_zip``'s, ...)."""
     from grader.gradescope import build_autograder_zip
 
     defaults = grade_defaults()
@@ -168,59 +101,20 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--out", required=True, metavar="DIR",
                        help="output folder (created; a rerun resumes in it)")
     group = grade.add_argument_group("isolation and limits")
-    group.add_argument("-j", "--jobs", dest="jobs", type=parse_jobs, metavar="N",
-                       default=defaults["jobs"],
-                       help=f"submissions graded in parallel (default: {defaults['jobs']})")
-    group.add_argument("--timeout", dest="timeout", type=parse_seconds, metavar="SECONDS",
-                       default=defaults["timeout"],
-                       help=f"wall-clock limit per submission (default: {defaults['timeout']:g})")
-    group.add_argument("--task-timeout", dest="task_timeout", type=parse_seconds,
-                       metavar="SECONDS", default=defaults["task_timeout"],
-                       help="wall-clock limit per task; a task over it scores 0 and the others "
-                            f"are still graded (default: {defaults['task_timeout']:g})")
-    group.add_argument("--memory", dest="memory", type=parse_memory, metavar="MB",
-                       default=defaults["memory"],
-                       help="address-space (virtual memory) limit per child process in MB; "
-                            "torch alone maps about 3.6 GB of it "
-                            f"(default: {defaults['memory']})")
-    group.add_argument("--sandbox", dest="sandbox_mode", type=parse_sandbox,
-                       metavar="auto|bwrap|none", default=defaults["sandbox_mode"],
-                       help="bubblewrap isolation: auto uses it when it works here, bwrap "
-                            "requires it, none runs without it (resource limits only) "
-                            f"(default: {defaults['sandbox_mode']})")
-    grade.add_argument("--weights", dest="weights", type=parse_weights_spec, metavar="SPEC",
-                       default=defaults["weights"],
-                       help="ResNet-34 weights: auto, standin, pretrained or a checkpoint path "
-                            f"(default: {defaults['weights']})")
-    grade.add_argument("--device", dest="device", metavar="DEVICE", default=defaults["device"],
-                       help=f"torch device of the probes (default: {defaults['device']})")
-    grade.add_argument("--force", dest="force", action="store_true",
-                       help="regrade submissions that already have results.json "
-                            "(default: skip them, so an interrupted batch resumes)")
-    grade.add_argument("--tasks", dest="tasks", type=parse_task_list, metavar="LIST",
-                       default=defaults["tasks"],
-                       help="grade only these comma-separated tasks, e.g. model,preprocessing "
-                            "(for testing the grader; default: all)")
+    for name in ("jobs", "timeout", "task_timeout", "memory", "sandbox_mode"):
+        add_option(group.add_argument, name, default=defaults[name])
+    add_option(grade.add_argument, "weights", default=defaults["weights"])
+    add_option(grade.add_argument, "device", default=defaults["device"])
+    add_option(grade.add_argument, "force", note="regrade submissions that already have "
+               "results.json", default_text="skip them, so an interrupted batch resumes")
+    add_option(grade.add_argument, "tasks", default=defaults["tasks"])
     inputs = grade.add_argument_group("probe inputs")
-    inputs.add_argument("--variant", dest="variant", choices=("graded", "practice"),
-                        default=defaults["variant"],
-                        help="graded: inputs derived from the course secret, which students "
-                             "never saw; practice: the published inputs of pytest --impl "
-                             f"(default: {defaults['variant']})")
-    inputs.add_argument("--secret", dest="secret", metavar="FILE", default=defaults["secret"],
-                        help="the course secret of the graded variant, created on first use "
-                             "(default: $LAB3_COURSE_SECRET, else .lab3/course-secret in this "
-                             "checkout)")
-    grade.add_argument("--course", dest="course", type=parse_course, metavar="FILE",
-                       default=defaults["course"], help=COURSE_HELP)
-    grade.add_argument("--run-top-level", dest="run_top_level", action="store_true",
-                       help="for scripts and notebooks written from the handout: run their "
-                            "top-level code in the sandbox with offline stand-ins for the "
-                            "handout's downloads; Task 1 is then graded on the model and labels "
-                            "it builds, and the tasks it does as top-level code get a 'graded by "
-                            "hand' note (give it time: --task-timeout 600; default: off)")
-    grade.add_argument("-q", "--quiet", dest="quiet", action="store_true",
-                       help="no progress output, only the final table (default: off)")
+    add_option(inputs.add_argument, "variant", default=defaults["variant"])
+    add_option(inputs.add_argument, "secret", default=defaults["secret"])
+    add_option(grade.add_argument, "course", default=defaults["course"])
+    add_option(grade.add_argument, "run_top_level",
+               note="give it time: --task-timeout 600")
+    add_option(grade.add_argument, "quiet")
     grade.set_defaults(handler=_grade)
 
     zip_defaults = build_autograder_zip.__kwdefaults__
@@ -229,20 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write a Gradescope autograder zip (setup.sh, run_autograder, the grader, "
                     "the reference's records, no reference code).")
     gradescope.add_argument("zip_path", metavar="OUT.zip")
-    gradescope.add_argument("--weights", dest="weights", type=parse_weights_spec, metavar="SPEC",
-                            default=zip_defaults["weights"],
-                            help="weights the autograder grades with (default: "
-                                 f"{zip_defaults['weights']})")
-    gradescope.add_argument("--secret", dest="secret", metavar="FILE", default=zip_defaults["secret"],
-                            help="the course secret whose graded variant the autograder "
-                                 "probes; the zip carries it (default: as for lab3 grade)")
-    gradescope.add_argument("--timeout", dest="timeout", type=parse_seconds, metavar="SECONDS",
-                            default=zip_defaults["timeout"],
-                            help="lab3 grade --timeout on Gradescope (default: "
-                                 f"{zip_defaults['timeout']:g})")
-    gradescope.add_argument("--course", dest="course", type=parse_course, metavar="FILE",
-                            default=zip_defaults["course"],
-                            help=COURSE_HELP + "; the zip carries it")
+    add_option(gradescope.add_argument, "weights", default=zip_defaults["weights"],
+               note="the autograder grades with them")
+    add_option(gradescope.add_argument, "secret", default=zip_defaults["secret"],
+               note="the zip carries it")
+    add_option(gradescope.add_argument, "timeout", default=zip_defaults["timeout"],
+               note="on Gradescope (the autograder's lab3 grade --timeout)")
+    add_option(gradescope.add_argument, "course", default=zip_defaults["course"],
+               note="the zip carries it")
     gradescope.set_defaults(handler=_gradescope)
 
     release = commands.add_parser(
@@ -252,14 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "the reference's records as plain data (stand-in weights, plus --weights "
                     "when it resolves to other weights). Needs reference/ or its cached records.")
     release.add_argument("out_dir", metavar="OUT_DIR")
-    release.add_argument("--weights", dest="weights", type=parse_weights_spec, metavar="SPEC",
-                         default="auto",
-                         help="also ship records for these weights when they are not the "
-                              "stand-in (default: auto, i.e. the real weights if present)")
-    release.add_argument("--force", dest="force", action="store_true",
-                         help="replace OUT_DIR when it is not empty")
-    release.add_argument("--course", dest="course", type=parse_course, metavar="FILE",
-                         default=None, help=COURSE_HELP + "; the release's table follows it")
+    add_option(release.add_argument, "weights", default="auto",
+               note="the release also ships records for them when they are not the stand-in",
+               default_text="auto, i.e. the real weights if present")
+    add_option(release.add_argument, "force", note="replace OUT_DIR when it is not empty",
+               default_text="refuse a non-empty OUT_DIR")
+    add_option(release.add_argument, "course", default=None,
+               note="the release's table follows it")
     release.set_defaults(handler=_release)
 
     notebook = commands.add_parser(
@@ -272,9 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="also write the executed reference notebook (default: not written)")
     notebook.add_argument("--no-execute", dest="execute", action="store_false",
                           help="write the reference notebook without running it (default: run it)")
-    notebook.add_argument("--weights", dest="weights", type=parse_weights_spec, metavar="SPEC",
-                          default="auto", help="weights the reference notebook runs with "
-                          "(default: auto)")
+    add_option(notebook.add_argument, "weights", default="auto",
+               note="the reference notebook runs with them")
     notebook.set_defaults(handler=_notebook)
 
     points = commands.add_parser(
@@ -283,8 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "task's checks, their points and what each checks (the README's table "
                     "is this output, without a course file). With a course file, its "
                     "points and the total it gives.")
-    points.add_argument("--course", dest="course", type=parse_course, metavar="FILE",
-                        default=None, help=COURSE_HELP)
+    add_option(points.add_argument, "course", default=None)
     points.set_defaults(handler=_points)
     return parser
 

@@ -18,7 +18,6 @@ another configuration file or none: see :func:`pytest_load_initial_conftests`.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import os
@@ -33,10 +32,11 @@ from typing import Any
 
 import pytest
 
+from grader.options import add_option, parse_impl_spec  # noqa: F401 (its old home)
 from grader.points import CHECKS, CheckSpec, effective_checks, task_spec
 from grader.results import CheckResult, GradeReport, TaskResult
 from grader.settings import DEFAULT_SETTINGS
-from grader.weights import ResolvedWeights, activate, parse_weights_spec, resolve_weights
+from grader.weights import ResolvedWeights, activate, resolve_weights
 
 _REPO = Path(__file__).resolve().parent.parent
 _LAB_TESTS = _REPO / "tests" / "lab"
@@ -145,69 +145,20 @@ def pytest_configure(config: pytest.Config) -> None:
         config.args[:] = [str(lab_tests())]
 
 
+#: The plugin's options (:mod:`grader.options`), as ``--lab3-NAME`` with dest ``lab3_NAME``;
+#: each unprefixed flag (``--impl``, the students' short flag; ``--weights``, ...) still answers.
+PLUGIN_OPTIONS = ("impl", "weights", "device", "results", "course", "run_top_level")
+OPTION_PREFIX = "lab3-"
+DEST_PREFIX = "lab3_"
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("lab3", "lab3 grading")
-    group.addoption(
-        "--impl",
-        dest="lab3_impl",
-        metavar="PATH",
-        type=parse_impl_spec,
-        default=None,
-        help="implementation to grade: a package folder, a .zip, a .ipynb or a .py script "
-        "(default: reference)",
-    )
-    group.addoption(
-        "--weights",
-        dest="lab3_weights",
-        metavar="SPEC",
-        type=parse_weights_spec,
-        default="auto",
-        help="ResNet-34 weights: auto, standin, pretrained or a checkpoint path (default: auto)",
-    )
-    group.addoption(
-        "--device",
-        dest="lab3_device",
-        metavar="DEVICE",
-        default="cpu",
-        help="torch device for the implementation under test (default: cpu)",
-    )
-    group.addoption(
-        "--results",
-        dest="lab3_results",
-        metavar="FILE",
-        default=None,
-        help="write Gradescope's results.json to FILE (default: not written)",
-    )
-    group.addoption(
-        "--course",
-        dest="lab3_course",
-        metavar="FILE",
-        default=None,
-        help="course file switching checks off or reweighting them; none: the table's own "
-        "points (default: $LAB3_COURSE_FILE, else .lab3/course.toml next to the grader)",
-    )
-    group.addoption(
-        "--run-top-level",
-        dest="lab3_run_top_level",
-        action="store_true",
-        default=False,
-        help="for a script or notebook written from the handout: run its top-level code "
-        "(offline stand-ins for the handout's downloads) and grade Task 1 on the model and "
-        "labels it builds (default: off)",
-    )
-
-
-def parse_impl_spec(value: str) -> str:
-    """``--impl`` type: ``reference``, ``student_template``, or an existing folder / .zip."""
-    from grader.implementation import BUILTIN_PACKAGES
-
-    if value in BUILTIN_PACKAGES or Path(value).expanduser().exists():
-        return value
-    raise argparse.ArgumentTypeError(
-        f"--impl {value!r}: no such folder, .zip, .ipynb or .py; pass your filled-in copy of "
-        "student_template/ (a folder or a .zip of it), your lab notebook, or reference / "
-        "student_template"
-    )
+    for name in PLUGIN_OPTIONS:
+        add_option(group.addoption, name, prefix=OPTION_PREFIX, dest_prefix=DEST_PREFIX,
+                   # --course is read on first use, after the harness's conftest has set
+                   # its environment; a bad file is then a usage error (LabSession.course).
+                   **({"type": None} if name == "course" else {}))
 
 
 class LabSession:
