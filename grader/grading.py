@@ -12,7 +12,7 @@ from grader.points import SWITCHED_OFF, Course, checks_of
 from grader.probing import ImplementationError, ProbeContext, _student_traceback
 from grader.records import Record
 from grader.results import CheckResult, GradeReport, TaskResult
-from grader.tasks import TASK_NAMES, task_module
+from grader.tasks import TASK_NAMES, probe_task_record, task_checks, task_module
 
 
 def probe_task(task: str, ctx: ProbeContext) -> Record:
@@ -23,7 +23,7 @@ def probe_task(task: str, ctx: ProbeContext) -> Record:
     try:
         # The handout downloads its labels and photo: answered offline, other URLs refused.
         with offline_for(ctx, urls):
-            record = task_module(task).probe(ctx)
+            record = probe_task_record(task, ctx)
     except ImplementationError as exc:
         record = Record(task=task, data={"import_error": str(exc)})
     except BaseException as exc:  # student code may break the probe itself
@@ -100,7 +100,7 @@ def _check_function(task: str, name: str, student: Record | None):
 
     if has_evidence(student) and name in EVIDENCE_CHECKS.get(task, {}):
         return EVIDENCE_CHECKS[task][name]
-    return task_module(task).CHECKS[name]
+    return task_checks(task)[name]
 
 
 def run_check(fn, student: Record, reference: Record, ctx: CheckContext) -> Outcome:

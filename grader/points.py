@@ -2,7 +2,9 @@
 
 Each row is one check of one task (the task's module name is the same in
 ``reference/``, ``student_template/``, ``grader/tasks/`` and ``tests/``). Hidden
-checks run only in ``lab3 grade`` and are left out of the student release.
+checks run only in ``lab3 grade``: their rows are declared in ``grader/hidden/``
+(:func:`grader.hidden.check_specs`), which the student release leaves out whole;
+``CHECKS`` is the visible rows here plus those, each after its task's visible rows.
 ``beyond_handout`` says why a check tests something the handout (the lab's
 specification) does not ask for, wholly or ``partly: ...``; empty when the handout asks it.
 The README prints this table (``python -m grader points``).
@@ -14,6 +16,7 @@ points through :func:`effective_checks` and :func:`total_points`, never ``CHECKS
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Protocol
@@ -72,7 +75,8 @@ TASKS: tuple[TaskSpec, ...] = (
     TaskSpec("answers", None, "Conceptual answers (graded by hand)"),
 )
 
-CHECKS: tuple[CheckSpec, ...] = (
+# The visible checks; CHECKS (below) adds the hidden ones of grader/hidden/.
+VISIBLE_CHECKS: tuple[CheckSpec, ...] = (
     CheckSpec("model", "architecture", 3, "a torchvision ResNet with ResNet-34's blocks"),
     CheckSpec("model", "eval_mode", 2, "every module in eval mode, on the requested device"),
     CheckSpec("model", "weights", 3, "weights equal the resolved IMAGENET1K_V1 weights"),
@@ -84,10 +88,6 @@ CHECKS: tuple[CheckSpec, ...] = (
               "Resize, CenterCrop, ToTensor (or v2 ToImage, ToDtype), Normalize"),
     CheckSpec("preprocessing", "output_photos", 5,
               "preprocessed crops of the photos equal the reference"),
-    CheckSpec("preprocessing", "output_edge_cases", 3, "odd images preprocess like the reference",
-              hidden=True,
-              beyond_handout="alpha, palette and 16-bit images: the handout's "
-                             "preprocess_image only applies transform"),
     CheckSpec("inference", "top1_index", 4,
               "same top-1 class as the reference (or as the model on your own preprocessing)"),
     CheckSpec("inference", "top1_score", 3,
@@ -141,11 +141,38 @@ CHECKS: tuple[CheckSpec, ...] = (
 
 TOTAL_POINTS = 100
 
-# Points of the hidden checks a student release (``lab3 release``) removed from CHECKS above:
-# 0 in the instructor's repository. The release rewrites this line, so its table adds up to
-# TOTAL_POINTS - RELEASE_HIDDEN_POINTS and pytest says that checks worth this many points run
-# at submission.
-RELEASE_HIDDEN_POINTS = 0
+
+# False in a student release: `lab3 release` leaves grader/hidden/ out whole.
+HIDDEN_INCLUDED = importlib.util.find_spec("grader.hidden") is not None
+
+
+def _hidden_checks() -> tuple[CheckSpec, ...]:
+    """The hidden rows (grader/hidden/); none in a student release."""
+    if not HIDDEN_INCLUDED:
+        return ()
+    from grader.hidden import check_specs
+
+    return check_specs()
+
+
+def _with_hidden(visible: tuple[CheckSpec, ...], hidden: tuple[CheckSpec, ...]
+                 ) -> tuple[CheckSpec, ...]:
+    """``visible`` and ``hidden`` rows in task order, each task's hidden rows after its
+    visible ones (the order of ``lab3 points`` and of every report)."""
+    order = {t.module: i for i, t in enumerate(TASKS)}
+    return tuple(sorted((*visible, *hidden), key=lambda c: order.get(c.task, len(order))))
+
+
+HIDDEN_CHECKS = _hidden_checks()
+CHECKS: tuple[CheckSpec, ...] = _with_hidden(VISIBLE_CHECKS, HIDDEN_CHECKS)
+
+# Points of the hidden checks a student release (``lab3 release``) left out: 0 in the
+# instructor's repository, where CHECKS holds them. Without grader/hidden/ they are what the
+# visible rows leave of TOTAL_POINTS (the instructor's table adds up to it, checked below), so
+# the release's table adds up to TOTAL_POINTS - RELEASE_HIDDEN_POINTS and pytest says that
+# checks worth this many points run at submission. Nothing is rewritten to know it.
+RELEASE_HIDDEN_POINTS = 0 if HIDDEN_INCLUDED else \
+    TOTAL_POINTS - sum(c.points for c in CHECKS)
 # The course file a student release was built with (`lab3 release --course`): its points of
 # the visible checks, applied under any course file given here, and what the removed hidden
 # checks are worth under it (None: their table points, RELEASE_HIDDEN_POINTS). Empty and None
@@ -204,8 +231,13 @@ def checks_of(module: str, *, include_hidden: bool = True,
 
 def _verify_table() -> None:
     total = sum(c.points for c in CHECKS) + RELEASE_HIDDEN_POINTS
-    if total != TOTAL_POINTS:
+    if total != TOTAL_POINTS or RELEASE_HIDDEN_POINTS < 0:
         raise RuntimeError(f"grader/points.py: checks add up to {total}, not {TOTAL_POINTS}")
+    misplaced = [c.id for c in VISIBLE_CHECKS if c.hidden] + \
+        [c.id for c in HIDDEN_CHECKS if not c.hidden]
+    if misplaced:
+        raise RuntimeError(f"{misplaced}: hidden rows belong in grader/hidden/__init__.py "
+                           "(hidden=True), visible ones in grader/points.py")
     modules = {t.module for t in TASKS}
     unknown = {c.task for c in CHECKS} - modules
     if unknown:

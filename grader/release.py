@@ -8,7 +8,7 @@ What a student gets (see :func:`build_release`)::
       pyproject.toml            the project's, packages = student_template + grader only
       constraints.txt, conftest.py
       student_template/         the stubs and answers.md
-      grader/                   the grader, hidden checks cut out of its source
+      grader/                   the grader, without grader/hidden/ (the hidden checks)
         reference_records/<weights id>/   the reference's records (plain data) + meta.json
       tests/lab/                one test per visible check
       fixtures/images/          the photos the visible probes use, and their manifest
@@ -17,17 +17,23 @@ Left out: ``reference/`` (code and answers), ``tests/harness`` and ``tests/refer
 (their snapshots hold reference outputs), ``benchmarks/``, caches and ``.pyc`` files,
 the fixtures only hidden checks use, ``fixtures/make_fixtures.py`` (it describes them).
 
-Hidden checks (``CheckSpec.hidden``) are cut out of the copied source with the
-``ast`` module: their row of ``grader/points.py``, their ``check_<name>`` function
-and ``CHECKS`` entry in ``grader/tasks/<task>.py``; ``RELEASE_HIDDEN_POINTS`` says
-how many points they were worth. A course file (``course``, :mod:`grader.course`) is
+Hidden checks are declared apart, so the release leaves them out whole: their rows in
+``grader/hidden/__init__.py`` (:func:`grader.hidden.check_specs`), their check functions and
+own probing in ``grader/hidden/<task>.py``, and an entry in :data:`HIDDEN_RECORD_DATA` below
+(what their probing recorded). Adding one means those three and nothing else: the release
+copies ``grader/`` without ``grader/hidden/`` and edits no source for it. Without that
+folder the release's ``grader/points.py`` has no hidden rows, and its
+``RELEASE_HIDDEN_POINTS`` is what the visible rows leave of ``TOTAL_POINTS`` (the
+instructor's table adds up to it), so the student's pytest table says how many points run
+at submission with nothing rewritten. A course file (``course``, :mod:`grader.course`) is
 baked into the release's ``grader/points.py`` (``RELEASE_COURSE``: the visible checks'
-points; ``RELEASE_COURSE_HIDDEN_POINTS``: what the cut hidden checks are worth), so the
-student's pytest table and total follow it. What their probes recorded is stripped from the
-shipped records (:data:`HIDDEN_RECORD_DATA`), as are the reference's free-text
+points; ``RELEASE_COURSE_HIDDEN_POINTS``: what the hidden checks are worth under it), so the
+student's pytest table and total follow it. What the hidden probes recorded is stripped from
+the shipped records (:data:`HIDDEN_RECORD_DATA`), as are the reference's free-text
 answers. :func:`audit_release` then scans every file of the release for the
-reference's source lines, its answers, hidden check names and hidden inputs; the
-build fails if it finds any (``tests/harness/test_release.py`` runs it too).
+reference's source lines, its answers, hidden check names, hidden inputs and a
+``grader/hidden/`` folder; the build fails if it finds any (``tests/harness/test_release.py``
+runs it too): the safety net, should a hidden name or input reach a shipped file.
 """
 
 from __future__ import annotations
@@ -47,6 +53,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 RELEASE_README = Path(__file__).resolve().parent / "release_README.md"
 COPIED = ("student_template", "grader", "tests/lab", "conftest.py", "constraints.txt")
 # release.py names the hidden checks and needs reference/: an instructor tool, it stays home.
+# grader/hidden/ (HIDDEN_DIR) holds the hidden checks: left out whole (see _ignore).
+HIDDEN_DIR = PROJECT_ROOT / "grader" / "hidden"
 _SKIP = ("__pycache__", "*.pyc", "*.pyo", ".pytest_cache", ".ruff_cache", "reference_records",
          "release.py", "release_README.md", "*.orig", "*.rej", "*~")
 # Fixture kinds the visible probes read (grader/inputs.py image_paths); the rest stay home.
@@ -106,7 +114,7 @@ def build_release(
     try:
         _copy_sources(tmp)
         _copy_fixtures(tmp)
-        hidden_points = _strip_hidden_checks(tmp, hidden)
+        hidden_points = sum(c.points for c in hidden)
         if course_file is not None and course_file.points:
             hidden_points = _bake_course(tmp, course_file)
         described = []
@@ -198,11 +206,20 @@ def _save_stripped(bundle, root: Path, hidden) -> None:
 # --------------------------------------------------------------------------- files
 
 
+def _ignore(folder: str, names: list[str]) -> set[str]:
+    """What :func:`_copy_sources` leaves out of ``folder``: :data:`_SKIP`, and
+    ``grader/hidden/`` whole."""
+    ignored = set(shutil.ignore_patterns(*_SKIP)(folder, names))
+    if Path(folder) == HIDDEN_DIR.parent and HIDDEN_DIR.name in names:
+        ignored.add(HIDDEN_DIR.name)
+    return ignored
+
+
 def _copy_sources(dest: Path) -> None:
     for item in COPIED:
         src = PROJECT_ROOT / item
         if src.is_dir():
-            shutil.copytree(src, dest / item, ignore=shutil.ignore_patterns(*_SKIP))
+            shutil.copytree(src, dest / item, ignore=_ignore)
         else:
             shutil.copy2(src, dest / item)
 
@@ -221,57 +238,6 @@ def _copy_fixtures(dest: Path) -> None:
     (dest / "fixtures" / "README.md").write_text(
         "# fixtures\n\nThe photos the grader's probes use (`images/manifest.json`). "
         "Nothing is downloaded at run time.\n\n" + (photos.group(0) if photos else ""))
-
-
-def _cut(source: str, spans: list[tuple[int, int]]) -> str:
-    """``source`` without the (1-based, inclusive) line spans."""
-    lines = source.splitlines(keepends=True)
-    drop = {i for start, end in spans for i in range(start - 1, end)}
-    return "".join(line for i, line in enumerate(lines) if i not in drop)
-
-
-def _strip_hidden_checks(dest: Path, hidden) -> float:
-    """Cut hidden checks out of the release's points table and task modules; their points."""
-    points_py = dest / "grader" / "points.py"
-    source = points_py.read_text()
-    spans = []
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "CheckSpec" and any(
-                k.arg == "hidden" and isinstance(k.value, ast.Constant) and k.value.value is True
-                for k in node.keywords):
-            spans.append((node.lineno, node.end_lineno))
-    if len(spans) != len(hidden):
-        raise ReleaseError(f"found {len(spans)} hidden rows in grader/points.py, expected "
-                           f"{len(hidden)} (write hidden=True literally)")
-    hidden_points = sum(c.points for c in hidden)
-    source, count = re.subn(r"^RELEASE_HIDDEN_POINTS = 0$",
-                            f"RELEASE_HIDDEN_POINTS = {hidden_points:g}", _cut(source, spans),
-                            flags=re.M)
-    if count != 1:
-        raise ReleaseError("grader/points.py has no line `RELEASE_HIDDEN_POINTS = 0`")
-    points_py.write_text(source)
-
-    for check in hidden:
-        path = dest / "grader" / "tasks" / f"{check.task}.py"
-        source = path.read_text()
-        spans = []
-        for node in ast.parse(source).body:
-            if isinstance(node, ast.FunctionDef) and node.name == f"check_{check.name}":
-                start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
-                spans.append((start, node.end_lineno))
-            targets = getattr(node, "targets", None) or [getattr(node, "target", None)]
-            if any(getattr(t, "id", None) == "CHECKS" for t in targets) and \
-                    isinstance(node.value, ast.Dict):
-                for key, value in zip(node.value.keys, node.value.values, strict=True):
-                    if isinstance(key, ast.Constant) and key.value == check.name:
-                        spans.append((key.lineno, value.end_lineno))
-        if len(spans) != 2:
-            raise ReleaseError(f"grader/tasks/{check.task}.py: expected a function "
-                               f"check_{check.name} and a CHECKS entry {check.name!r}")
-        spans += _probe_spans(source, f"probe_{check.name}", check.task)
-        path.write_text(_cut(source, spans))
-        compile(path.read_text(), str(path), "exec")  # the cut left valid Python
-    return hidden_points
 
 
 def _bake_course(dest: Path, course) -> float:
@@ -293,25 +259,6 @@ def _bake_course(dest: Path, course) -> float:
             raise ReleaseError(f"grader/points.py has no line matching {line!r}")
     points_py.write_text(source)
     return hidden_points
-
-
-def _probe_spans(source: str, name: str, task: str) -> list[tuple[int, int]]:
-    """Line spans of the function ``name`` (a hidden check's own probing) and its calls.
-
-    None when the task has no such function; a call that is not a statement of its
-    own stops the build (cutting it would leave broken code).
-    """
-    tree = ast.parse(source)
-    defs = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name]
-    if not defs:
-        return []
-    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)
-             and getattr(n.func, "id", None) == name]
-    statements = [n for n in ast.walk(tree) if isinstance(n, ast.Expr)
-                  and isinstance(n.value, ast.Call) and getattr(n.value.func, "id", None) == name]
-    if len(calls) != len(statements):
-        raise ReleaseError(f"grader/tasks/{task}.py: call {name}(...) as a statement of its own")
-    return [(n.lineno, n.end_lineno) for n in [*defs, *statements]]
 
 
 def _write_project_files(dest: Path, hidden_points: float, described: list[str],
@@ -372,7 +319,8 @@ def _shipped_text() -> str:
         src = PROJECT_ROOT / item
         files = [src] if src.is_file() else [p for p in src.rglob("*") if p.is_file()]
         for path in files:
-            if path.suffix in (".py", ".md", ".txt", ".toml") and path.name != "release.py":
+            if path.suffix in (".py", ".md", ".txt", ".toml") and path.name != "release.py" \
+                    and not path.is_relative_to(HIDDEN_DIR):
                 texts.append(path.read_text(encoding="utf-8", errors="replace"))
     return "\n".join(texts)
 
@@ -413,7 +361,7 @@ def audit_release(root: Path) -> list[str]:
 
     Looks at every file (text and binary): reference modules, ``.pyc`` / ``__pycache__``,
     source lines of ``reference/*.py``, lines of ``reference/answers.md``, names of hidden
-    checks and the file names of fixtures only hidden checks use.
+    checks, the file names of fixtures only hidden checks use, and a ``grader/hidden/`` folder.
     """
     from grader.points import CHECKS
 
@@ -427,6 +375,8 @@ def audit_release(root: Path) -> list[str]:
     problems = []
     if (root / "reference").exists():
         problems.append("reference/ is present")
+    if (root / "grader" / HIDDEN_DIR.name).exists():
+        problems.append("grader/hidden/ is present")
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
         if path.name == "__pycache__" or path.suffix in (".pyc", ".pyo"):

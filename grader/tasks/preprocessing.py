@@ -8,9 +8,9 @@ Probe
     ``preprocess_image`` once per photo input of the variant (:func:`photo_inputs`:
     a crop and a rescale of each of the 4 photo fixtures, drawn from the variant's
     stream, given as a PNG path, a ``PIL.Image`` or a numpy array), storing each
-    returned tensor. A hidden check's own probing (a function of its own, cut from
-    the students' copy by ``lab3 release``) adds the edge fixtures and a numpy array
-    of a photo the variant chooses.
+    returned tensor. A hidden check's own probing (``grader/hidden/preprocessing.py``,
+    left out of the students' copy by ``lab3 release``) then adds the edge fixtures and
+    a numpy array of a photo the variant chooses.
 
 Parameters probed, and why each value separates right from wrong
     - ``transform``: its recorded steps, against the handout's four; a transforms.v2
@@ -92,8 +92,6 @@ def probe(ctx: ProbeContext) -> Record:
     for i, desc in enumerate(inputs):
         out = call(record, f"photo_{i}", mod.preprocess_image, _as_given(desc, ctx.scratch, i))
         put_tensor(record, f"photo_{i}", out)
-
-    probe_output_edge_cases(record, mod, ctx.settings)
     return record
 
 
@@ -151,24 +149,6 @@ def _as_given(desc: dict[str, Any], scratch: Path, i: int) -> Any:
     if desc["kind"] == "array":
         return np.asarray(image).copy()
     return image
-
-
-def probe_output_edge_cases(record: Record, mod: Any, settings: ProbeSettings) -> None:
-    """The hidden check's inputs: ``preprocess_image`` once per edge fixture
-    (grayscale, RGBA, palette, 16-bit, tiny, large, EXIF-rotated, CMYK, ...) and once
-    with a numpy ``(H, W, 3)`` uint8 array made from a photo the variant chooses.
-
-    They catch loaders that drop alpha onto black, clip 16-bit images or ignore EXIF
-    orientation. ``lab3 release`` cuts this function and its call out of the
-    students' copy (``probe_<hidden check name>``, see grader/release.py).
-    """
-    photo = settings.rng("preprocessing-edges").choice(image_paths("photo"))
-    edges: list[tuple[str, Any]] = [(p.name, str(p)) for p in image_paths("edge")]
-    edges.append((ARRAY_PREFIX + photo.name, _array_input(photo)))
-    record.data["edges"] = [name for name, _ in edges]
-    for i, (_, source) in enumerate(edges):
-        out = call(record, f"edge_{i}", mod.preprocess_image, source)
-        put_tensor(record, f"edge_{i}", out)
 
 
 def _array_input(photo: Path) -> np.ndarray:
@@ -470,10 +450,6 @@ def check_output_photos(student: Record, reference: Record, ctx: CheckContext) -
     return _outputs(student, reference, "photos", "photo", ctx)
 
 
-def check_output_edge_cases(student: Record, reference: Record, ctx: CheckContext) -> Outcome:
-    return _outputs(student, reference, "edges", "edge", ctx)
-
-
 # ------------------------------------------------ the squash variant, computed by the grader
 
 
@@ -539,5 +515,4 @@ def _trusted_image(name: str, kind: str) -> Image.Image | None:
 CHECKS = {
     "pipeline_structure": check_pipeline_structure,
     "output_photos": check_output_photos,
-    "output_edge_cases": check_output_edge_cases,
 }

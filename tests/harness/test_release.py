@@ -157,6 +157,33 @@ def test_hidden_probing_cut_from_the_probe(release: Path) -> None:
         assert f'"{key}"' not in source and f'f"{prefix}' not in source
 
 
+def test_hidden_folder_left_out_whole(release: Path) -> None:
+    """The hidden checks live in grader/hidden/, which the release leaves out; nothing else of
+    the grader is edited for them (its task modules are copied as they are)."""
+    assert (PROJECT_ROOT / "grader" / "hidden" / "__init__.py").is_file()
+    assert not (release / "grader" / "hidden").exists()
+    for check in HIDDEN:
+        path = Path("grader") / "tasks" / f"{check.task}.py"
+        assert (release / path).read_text() == (PROJECT_ROOT / path).read_text(), path
+
+
+def test_release_totals_the_hidden_points_without_them(release: Path,
+                                                       student_env: dict[str, str]) -> None:
+    probe = ("from grader.points import CHECKS, HIDDEN_INCLUDED, release_hidden_points, "
+             "total_points; print(HIDDEN_INCLUDED, sum(c.hidden for c in CHECKS), "
+             "f'{sum(c.points for c in CHECKS):g}', f'{release_hidden_points():g}', "
+             "f'{total_points():g}')")
+    result = run_in(release, student_env, "-c", probe)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "0", f"{VISIBLE_POINTS:g}",
+                                     f"{TOTAL_POINTS - VISIBLE_POINTS:g}", f"{TOTAL_POINTS:g}"]
+
+
+def test_audit_catches_a_hidden_folder(tmp_path: Path) -> None:
+    (tmp_path / "grader" / "hidden").mkdir(parents=True)
+    assert audit_release(tmp_path) == ["grader/hidden/ is present"]
+
+
 def test_hidden_inputs_stripped_from_records(release: Path) -> None:
     folder = release / "grader" / "reference_records" / "standin-v2"
     for check in HIDDEN:

@@ -120,7 +120,7 @@ def test_grader_task_module_has_probe_and_a_check_per_row(task: str) -> None:
     checks = getattr(module, "CHECKS", None)
     if not isinstance(checks, dict):
         pytest.fail(f"{path}: define CHECKS, a dict of check name -> check function", pytrace=False)
-    rows = {c.name for c in CHECKS if c.task == task}
+    rows = {c.name for c in CHECKS if c.task == task and not c.hidden}  # hidden: below
     if rows - set(checks):
         pytest.fail(f"{path}: CHECKS lacks {sorted(rows - set(checks))}: add a check function "
                     "for each row of grader/points.py", pytrace=False)
@@ -131,6 +131,23 @@ def test_grader_task_module_has_probe_and_a_check_per_row(task: str) -> None:
     not_callable = sorted(name for name, fn in checks.items() if not callable(fn))
     if not_callable:
         pytest.fail(f"{path}: CHECKS[{not_callable}] are not functions", pytrace=False)
+
+
+@pytest.mark.parametrize("task", sorted({c.task for c in CHECKS if c.hidden}), ids=str)
+def test_hidden_rows_have_their_checks_in_grader_hidden(task: str) -> None:
+    """A hidden check's function lives in grader/hidden/<task>.py, which the release leaves
+    out whole (README: Adding a task)."""
+    from grader.hidden import check_specs
+    from grader.tasks import task_checks
+
+    path = f"grader/hidden/{task}.py"
+    missing_file(ROOT / path, "the task's hidden checks (and their own probing)")
+    rows = {c.name for c in CHECKS if c.task == task and c.hidden}
+    assert rows == {c.name for c in check_specs() if c.task == task}
+    checks = getattr(importlib.import_module(f"grader.hidden.{task}"), "CHECKS", None)
+    assert isinstance(checks, dict) and set(checks) == rows, f"{path}: CHECKS {checks}"
+    assert all(callable(fn) for fn in checks.values())
+    assert set(task_checks(task)) == {c.name for c in CHECKS if c.task == task}
 
 
 @pytest.mark.parametrize("task", tasks_with("lab_test"), ids=str)
