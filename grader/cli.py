@@ -1,11 +1,11 @@
 """``lab3``: the instructor's command line (also ``python -m grader``).
 
 Thin on purpose: argparse turns the command line into keyword arguments of
-:func:`grader.batch.grade_batch` and :func:`grader.gradescope.build_autograder_zip`,
+:func:`grader.run.batch.grade_batch` and :func:`grader.outputs.gradescope.build_autograder_zip`,
 whose keyword defaults are the options' defaults (so the two never disagree):
 ``build_autograder_zip.__kwdefaults__``, and ``grade_batch``'s read from
-``grader/batch.py``'s source by :func:`grade_defaults`, because importing
-``grader.batch`` imports torch (seconds) and ``lab3 ... --help`` imports nothing heavy.
+``grader/run/batch.py``'s source by :func:`grade_defaults`, because importing
+``grader.run.batch`` imports torch (seconds) and ``lab3 ... --help`` imports nothing heavy.
 
 Commands::
 
@@ -35,16 +35,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from grader.results import format_points
-from grader.terminal import printable
+from grader.check.results import format_points
+from grader.outputs.terminal import printable
 
-BATCH_SOURCE = Path(__file__).resolve().with_name("batch.py")
+BATCH_SOURCE = Path(__file__).resolve().parent / "run" / "batch.py"
 
 
 def parse_weights_spec(value: str) -> str:
-    """argparse type of ``--weights`` (:func:`grader.weights.parse_weights_spec`, imported
+    """argparse type of ``--weights`` (:func:`grader.refdata.weights.parse_weights_spec`, imported
     when an option is parsed: it imports torch)."""
-    from grader.weights import parse_weights_spec as parse
+    from grader.refdata.weights import parse_weights_spec as parse
 
     return parse(value)
 
@@ -52,9 +52,9 @@ def parse_weights_spec(value: str) -> str:
 def grade_defaults() -> dict[str, Any]:
     """``grade_batch``'s keyword defaults, as ``grade_batch.__kwdefaults__`` holds them.
 
-    Read from ``grader/batch.py`` with :mod:`ast` (literals, or module-level constants
+    Read from ``grader/run/batch.py`` with :mod:`ast` (literals, or module-level constants
     holding one) so that ``lab3 grade --help`` does not import torch; a default that is
-    neither makes this import ``grader.batch`` instead (correct, only slower).
+    neither makes this import ``grader.run.batch`` instead (correct, only slower).
     """
     tree = ast.parse(BATCH_SOURCE.read_text(encoding="utf-8"))
     constants: dict[str, Any] = {}
@@ -74,7 +74,7 @@ def grade_defaults() -> dict[str, Any]:
                 for arg, default in zip(function.args.kwonlyargs, function.args.kw_defaults,
                                         strict=True) if default is not None}
     except (ValueError, KeyError):
-        from grader.batch import grade_batch
+        from grader.run.batch import grade_batch
 
         return dict(grade_batch.__kwdefaults__)
 
@@ -115,7 +115,7 @@ def parse_memory(value: str) -> int:
 
 
 def parse_sandbox(value: str) -> str:
-    from grader.sandbox import SANDBOX_MODES
+    from grader.run.sandbox import SANDBOX_MODES
 
     if value not in SANDBOX_MODES:
         raise argparse.ArgumentTypeError(
@@ -141,7 +141,7 @@ COURSE_HELP = ("course file switching checks off or reweighting them (TOML, [che
 
 def parse_task_list(value: str) -> str:
     """argparse type of ``--tasks``: comma-separated task names of grader/points.py."""
-    from grader.batch import UsageError, parse_tasks
+    from grader.run.batch import UsageError, parse_tasks
 
     try:
         parse_tasks(value)
@@ -151,7 +151,7 @@ def parse_task_list(value: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from grader.gradescope import build_autograder_zip
+    from grader.outputs.gradescope import build_autograder_zip
 
     defaults = grade_defaults()
     parser = argparse.ArgumentParser(
@@ -300,7 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _grade(args: argparse.Namespace) -> int:
-    from grader.batch import GraderError, UsageError, grade_batch
+    from grader.run.batch import GraderError, UsageError, grade_batch
 
     options = {k: v for k, v in vars(args).items() if k not in ("command", "handler")}
     submissions = options.pop("submissions")
@@ -322,11 +322,11 @@ def _grade(args: argparse.Namespace) -> int:
 
 
 def _gradescope(args: argparse.Namespace) -> int:
-    from grader.batch import GraderError
     from grader.course import CourseError
-    from grader.gradescope import build_autograder_zip
-    from grader.variant import SecretError
-    from grader.weights import WeightsError
+    from grader.outputs.gradescope import build_autograder_zip
+    from grader.refdata.weights import WeightsError
+    from grader.run.batch import GraderError
+    from grader.run.variant import SecretError
 
     try:
         path = build_autograder_zip(args.zip_path, weights=args.weights, timeout=args.timeout,
@@ -343,13 +343,13 @@ def _gradescope(args: argparse.Namespace) -> int:
 
 def _release(args: argparse.Namespace) -> int:
     try:
-        from grader.release import ReleaseError, build_release
+        from grader.distribute.release import ReleaseError, build_release
     except ImportError:
         print("lab3 release: error: run it in the instructor's repository (a student release "
               "cannot make another)", file=sys.stderr)
         return 2
     from grader.course import CourseError
-    from grader.weights import WeightsError
+    from grader.refdata.weights import WeightsError
 
     try:
         path, records = build_release(args.out_dir, weights=args.weights, force=args.force,
@@ -367,7 +367,7 @@ def _release(args: argparse.Namespace) -> int:
 
 
 def _notebook(args: argparse.Namespace) -> int:
-    from grader.notebook import notebook_main
+    from grader.submission.notebook import notebook_main
 
     return notebook_main(student=args.student, reference=args.reference,
                          execute=args.execute, weights=args.weights)

@@ -20,7 +20,7 @@ Parameters probed, and why each value separates right from wrong
       every photo, in every input kind, new in each variant: outputs looked up from
       published records answer other inputs; the edge images keep the odd modes.
 
-Why these probes catch the mistakes (tests/harness/test_preprocessing_checks.py):
+Why these probes catch the mistakes (tests/harness/tasks/test_preprocessing_checks.py):
     - a wrong Normalize std / mean, a missing CenterCrop or Normalize, a wrong order
       or interpolation show in the recorded structure (named in the message) and in
       every output (the inputs are not square, so a missing crop changes the shape
@@ -53,10 +53,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from grader.checking import CheckContext, CheckFailed, Outcome, close, partial, passed
-from grader.inputs import IMAGENET_MEAN, IMAGENET_STD, IMAGES_DIR, image_paths
-from grader.probing import ProbeContext, call, new_record, put_tensor
-from grader.records import Record, plain, type_name
+from grader.check.checking import CheckContext, CheckFailed, Outcome, close, partial, passed
+from grader.probe.inputs import IMAGENET_MEAN, IMAGENET_STD, IMAGES_DIR, image_paths
+from grader.probe.probing import ProbeContext, call, new_record, put_tensor
+from grader.probe.records import Record, plain, type_name
 from grader.settings import ProbeSettings
 
 POINTER = "Task 2: preprocess_image in preprocessing.py"
@@ -160,7 +160,7 @@ def probe_output_edge_cases(record: Record, mod: Any, settings: ProbeSettings) -
 
     They catch loaders that drop alpha onto black, clip 16-bit images or ignore EXIF
     orientation. ``lab3 release`` cuts this function and its call out of the
-    students' copy (``probe_<hidden check name>``, see grader/release.py).
+    students' copy (``probe_<hidden check name>``, see grader/distribute/release.py).
     """
     photo = settings.rng("preprocessing-edges").choice(image_paths("photo"))
     edges: list[tuple[str, Any]] = [(p.name, str(p)) for p in image_paths("edge")]
