@@ -31,7 +31,7 @@ from benchmarks._bench import (
     pedantic,
     report_throughput,
 )
-from grader.inputs import probe_inputs, top1
+from grader.probe.inputs import probe_inputs, top1
 from reference import comparison
 from reference._common import autograd_enabled, eval_mode, rows_per_pass, seeded
 from reference.integrated_gradients import integrated_gradients

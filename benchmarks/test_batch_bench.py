@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from grader import sandbox
-from grader.batch import grade_batch
+from grader.run import sandbox
+from grader.run.batch import grade_batch
 
 REFERENCE = Path(__file__).resolve().parents[1] / "reference"
 COPIES = 8  # a class is many submissions: enough that start-up (reference records, workers) is not the figure

@@ -18,10 +18,10 @@ import torch
 
 from benchmarks._bench import DEVICES, GRAD_FACTOR, forward_gflop, model_on, pedantic, report_throughput
 from benchmarks.test_attribution_bench import IG_STEPS, SIZE, ig_workload, inputs_on
-from grader.grading import grade_in_process
-from grader.implementation import load_implementation
-from grader.reference_records import load_reference_records
-from grader.results import GradeReport
+from grader.check.grading import grade_in_process
+from grader.check.results import GradeReport
+from grader.probe.implementation import load_implementation
+from grader.refdata.reference_records import load_reference_records
 from grader.settings import DEFAULT_SETTINGS
 
 ROUNDS = 2

@@ -22,7 +22,7 @@ import torch
 
 from benchmarks import handout
 from benchmarks._bench import DEVICES, forward_gflop, model_on, pedantic, report_throughput
-from grader.inputs import image_paths
+from grader.probe.inputs import image_paths
 from reference.inference import predict, predict_batch
 from reference.model import load_labels
 from reference.preprocessing import preprocess_image

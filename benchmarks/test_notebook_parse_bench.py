@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.notebook import build_package
+from grader.submission.notebook import build_package
 
 SIZES = (2_000, 8_000, 19_000)
 

@@ -5,16 +5,16 @@ class batch: add ``-m slow``). No child is started in the first benchmark: the p
 work is called directly, for ``COUNT`` submissions of one kind at a time (copies of
 ``reference/`` as folders, as zips, and as the reference notebook, ``lab3.ipynb``):
 
-- ``find``: :func:`grader.batch.find_submissions` on a fresh ``--out`` (resolving each
-  argument, the content hash, :func:`~grader.batch._assign_names`);
-- ``stage``: :func:`grader.batch.stage` into a scratch folder (a zip extracted, a notebook
+- ``find``: :func:`grader.run.batch.find_submissions` on a fresh ``--out`` (resolving each
+  argument, the content hash, :func:`~grader.run.batch._assign_names`);
+- ``stage``: :func:`grader.run.batch.stage` into a scratch folder (a zip extracted, a notebook
   parsed into modules);
-- ``write``: :func:`grader.report.write_submission` of an ungradable-shaped report
+- ``write``: :func:`grader.outputs.report.write_submission` of an ungradable-shaped report
   (log.txt, feedback.html, report.json, results.json);
-- ``summary``: :func:`grader.report.all_entries` and :func:`~grader.report.write_summary`
+- ``summary``: :func:`grader.outputs.report.all_entries` and :func:`~grader.outputs.report.write_summary`
   (summary.csv, answers.csv) once for the batch;
 - ``resume``: the same ``find_submissions`` against the filled ``--out`` (it reads every
-  report.json) plus :func:`grader.batch._already_graded` for each.
+  report.json) plus :func:`grader.run.batch._already_graded` for each.
 
 ``extra_info`` holds each phase in milliseconds per submission (the fastest of the rounds);
 times are reported, never asserted. The slow benchmark grades
@@ -55,10 +55,10 @@ from pathlib import Path
 
 import pytest
 
-from grader import sandbox
-from grader.batch import _already_graded, find_submissions, grade_batch, stage
-from grader.records import Record
-from grader.report import all_entries, write_submission, write_summary
+from grader.outputs.report import all_entries, write_submission, write_summary
+from grader.probe.records import Record
+from grader.run import sandbox
+from grader.run.batch import _already_graded, find_submissions, grade_batch, stage
 
 REPO = Path(__file__).resolve().parents[1]
 COUNT = 20  # submissions per kind: enough that per-batch costs (imports, caches) are not the figure
@@ -77,7 +77,7 @@ def _zip(folder: Path, target: Path) -> Path:
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
     """``COUNT`` submissions of each kind, as an LMS export holds them."""
-    from grader.notebook import write_notebook
+    from grader.submission.notebook import write_notebook
 
     root = tmp_path_factory.mktemp("class")
     copy = root / "reference-copy"
@@ -101,8 +101,8 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
 @pytest.fixture(scope="module")
 def report(resolved_weights):
     """One ungradable-shaped report (no student code ran): what is written per submission."""
-    from grader.checking import CheckContext
-    from grader.grading import grade_records
+    from grader.check.checking import CheckContext
+    from grader.check.grading import grade_records
 
     check_context = CheckContext(weights=resolved_weights)
 

@@ -1,11 +1,11 @@
 """``lab3``: the instructor's command line (also ``python -m grader``).
 
 Thin on purpose: argparse turns the command line into keyword arguments of
-:func:`grader.batch.grade_batch` and :func:`grader.gradescope.build_autograder_zip`,
+:func:`grader.run.batch.grade_batch` and :func:`grader.outputs.gradescope.build_autograder_zip`,
 whose keyword defaults are the options' defaults (so the two never disagree):
 ``build_autograder_zip.__kwdefaults__``, and ``grade_batch``'s read from
-``grader/batch.py``'s source by :func:`grade_defaults`, because importing
-``grader.batch`` imports torch (seconds) and ``lab3 ... --help`` imports nothing heavy.
+``grader/run/batch.py``'s source by :func:`grade_defaults`, because importing
+``grader.run.batch`` imports torch (seconds) and ``lab3 ... --help`` imports nothing heavy.
 
 Commands::
 
@@ -35,6 +35,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from grader.check.results import format_points
 from grader.options import (  # noqa: F401 (the validators' old home)
     add_option,
     parse_course,
@@ -45,18 +46,17 @@ from grader.options import (  # noqa: F401 (the validators' old home)
     parse_task_list,
     parse_weights_spec,
 )
-from grader.results import format_points
-from grader.terminal import printable
+from grader.outputs.terminal import printable
 
-BATCH_SOURCE = Path(__file__).resolve().with_name("batch.py")
+BATCH_SOURCE = Path(__file__).resolve().parent / "run" / "batch.py"
 
 
 def grade_defaults() -> dict[str, Any]:
     """``grade_batch``'s keyword defaults, as ``grade_batch.__kwdefaults__`` holds them.
 
-    Read from ``grader/batch.py`` with :mod:`ast` (literals, or module-level constants
+    Read from ``grader/run/batch.py`` with :mod:`ast` (literals, or module-level constants
     holding one) so that ``lab3 grade --help`` does not import torch; a default that is
-    neither makes this import ``grader.batch`` instead (correct, only slower).
+    neither makes this import ``grader.run.batch`` instead (correct, only slower).
     """
     tree = ast.parse(BATCH_SOURCE.read_text(encoding="utf-8"))
     constants: dict[str, Any] = {}
@@ -76,7 +76,7 @@ def grade_defaults() -> dict[str, Any]:
                 for arg, default in zip(function.args.kwonlyargs, function.args.kw_defaults,
                                         strict=True) if default is not None}
     except (ValueError, KeyError):
-        from grader.batch import grade_batch
+        from grader.run.batch import grade_batch
 
         return dict(grade_batch.__kwdefaults__)
 
@@ -84,7 +84,7 @@ def grade_defaults() -> dict[str, Any]:
 def build_parser() -> argparse.ArgumentParser:
     """``lab3``'s parser; its options are :mod:`grader.options`'s definitions, with each
     command's defaults (``grade_batch``'s, ``build_autograder_zip``'s, ...)."""
-    from grader.gradescope import build_autograder_zip
+    from grader.outputs.gradescope import build_autograder_zip
 
     defaults = grade_defaults()
     parser = argparse.ArgumentParser(
@@ -185,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _grade(args: argparse.Namespace) -> int:
-    from grader.batch import GraderError, UsageError, grade_batch
+    from grader.run.batch import GraderError, UsageError, grade_batch
 
     options = {k: v for k, v in vars(args).items() if k not in ("command", "handler")}
     submissions = options.pop("submissions")
@@ -207,11 +207,11 @@ def _grade(args: argparse.Namespace) -> int:
 
 
 def _gradescope(args: argparse.Namespace) -> int:
-    from grader.batch import GraderError
     from grader.course import CourseError
-    from grader.gradescope import build_autograder_zip
-    from grader.variant import SecretError
-    from grader.weights import WeightsError
+    from grader.outputs.gradescope import build_autograder_zip
+    from grader.refdata.weights import WeightsError
+    from grader.run.batch import GraderError
+    from grader.run.variant import SecretError
 
     try:
         path = build_autograder_zip(args.zip_path, weights=args.weights, timeout=args.timeout,
@@ -228,13 +228,13 @@ def _gradescope(args: argparse.Namespace) -> int:
 
 def _release(args: argparse.Namespace) -> int:
     try:
-        from grader.release import ReleaseError, build_release
+        from grader.distribute.release import ReleaseError, build_release
     except ImportError:
         print("lab3 release: error: run it in the instructor's repository (a student release "
               "cannot make another)", file=sys.stderr)
         return 2
     from grader.course import CourseError
-    from grader.weights import WeightsError
+    from grader.refdata.weights import WeightsError
 
     try:
         path, records = build_release(args.out_dir, weights=args.weights, force=args.force,
@@ -252,7 +252,7 @@ def _release(args: argparse.Namespace) -> int:
 
 
 def _notebook(args: argparse.Namespace) -> int:
-    from grader.notebook import notebook_main
+    from grader.submission.notebook import notebook_main
 
     return notebook_main(student=args.student, reference=args.reference,
                          execute=args.execute, weights=args.weights)

@@ -39,9 +39,9 @@ _UNSET: Any = object()
 # --- validators (argparse / pytest ``type=``) -----------------------------------------------
 
 def parse_weights_spec(value: str) -> str:
-    """Type of ``--weights`` (:func:`grader.weights.parse_weights_spec`, imported when an
+    """Type of ``--weights`` (:func:`grader.refdata.weights.parse_weights_spec`, imported when an
     option is parsed: it imports torch)."""
-    from grader.weights import parse_weights_spec as parse
+    from grader.refdata.weights import parse_weights_spec as parse
 
     return parse(value)
 
@@ -82,8 +82,8 @@ def parse_memory(value: str) -> int:
 
 
 def parse_sandbox(value: str) -> str:
-    """Type of ``--sandbox``: one of :data:`grader.sandbox.SANDBOX_MODES`."""
-    from grader.sandbox import SANDBOX_MODES
+    """Type of ``--sandbox``: one of :data:`grader.run.sandbox.SANDBOX_MODES`."""
+    from grader.run.sandbox import SANDBOX_MODES
 
     if value not in SANDBOX_MODES:
         raise argparse.ArgumentTypeError(
@@ -104,7 +104,7 @@ def parse_course(value: str) -> str:
 
 def parse_task_list(value: str) -> str:
     """Type of ``--tasks``: comma-separated task names of grader/points.py."""
-    from grader.batch import UsageError, parse_tasks
+    from grader.run.batch import UsageError, parse_tasks
 
     try:
         parse_tasks(value)
@@ -116,7 +116,7 @@ def parse_task_list(value: str) -> str:
 def parse_impl_spec(value: str) -> str:
     """Type of ``--impl``: ``reference``, ``student_template``, or an existing folder, .zip,
     .ipynb or .py."""
-    from grader.implementation import BUILTIN_PACKAGES
+    from grader.probe.implementation import BUILTIN_PACKAGES
 
     if value in BUILTIN_PACKAGES or Path(value).expanduser().exists():
         return value

@@ -42,7 +42,7 @@ class CheckSpec:
 
     @property
     def switched_off(self) -> bool:
-        """A course file set this check to 0 points: it is not run (see grader/grading.py)."""
+        """A course file set this check to 0 points: it is not run (see grader/check/grading.py)."""
         return self.table_points is not None and self.points == 0
 
     @property

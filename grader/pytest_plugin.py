@@ -32,11 +32,11 @@ from typing import Any
 
 import pytest
 
+from grader.check.results import CheckResult, GradeReport, TaskResult
 from grader.options import add_option, parse_impl_spec  # noqa: F401 (its old home)
 from grader.points import CHECKS, CheckSpec, effective_checks, task_spec
-from grader.results import CheckResult, GradeReport, TaskResult
+from grader.refdata.weights import ResolvedWeights, activate, resolve_weights
 from grader.settings import DEFAULT_SETTINGS
-from grader.weights import ResolvedWeights, activate, resolve_weights
 
 _REPO = Path(__file__).resolve().parent.parent
 _LAB_TESTS = _REPO / "tests" / "lab"
@@ -209,10 +209,10 @@ class LabSession:
 
     def reference(self):
         """The reference's records of the practice variant, by the path `lab3 grade` takes
-        (:func:`grader.reference_records.reference_for`: a release may carry stand-in records
+        (:func:`grader.refdata.reference_records.reference_for`: a release may carry stand-in records
         only, and other weights then fall back to the stand-in, with a note)."""
         if self._reference is None:
-            from grader.reference_records import reference_for
+            from grader.refdata.reference_records import reference_for
 
             weights, self._reference = reference_for(self.weights, DEFAULT_SETTINGS,
                                                      device=self.device, notes=self.notes)
@@ -223,11 +223,11 @@ class LabSession:
 
     def task_result(self, task: str) -> TaskResult:
         if task not in self._results:
-            from grader.grading import check_task, probe_task
-            from grader.implementation import load_implementation
-            from grader.inputs import FIXTURES_DIR
-            from grader.probing import ImplementationError, ProbeContext
-            from grader.records import Record
+            from grader.check.grading import check_task, probe_task
+            from grader.probe.implementation import load_implementation
+            from grader.probe.inputs import FIXTURES_DIR
+            from grader.probe.probing import ImplementationError, ProbeContext
+            from grader.probe.records import Record
 
             reference = self.reference()
             if self._impl is None and self._impl_error is None:
@@ -241,7 +241,7 @@ class LabSession:
             if self._impl_error is not None:
                 record = Record(task=task, data={"import_error": self._impl_error})
             else:
-                from grader.top_level import RUN_SECONDS
+                from grader.probe.top_level import RUN_SECONDS
 
                 run = RUN_SECONDS if self.config.getoption("lab3_run_top_level") else None
                 ctx = ProbeContext(impl=self._impl, weights=self.weights,
@@ -260,7 +260,7 @@ class LabSession:
         return self._results[task]
 
     def _check_context(self):
-        from grader.checking import CheckContext
+        from grader.check.checking import CheckContext
 
         # Rebuilt when reference() fell back to the stand-in weights.
         if self._cctx is None or self._cctx.weights != self.weights:
@@ -276,7 +276,7 @@ class LabSession:
     def report(self) -> GradeReport | None:
         if not self._results:
             return None
-        from grader.grading import library_versions
+        from grader.check.grading import library_versions
 
         name = self._impl.name if self._impl is not None else str(self.impl_spec)
         return GradeReport(

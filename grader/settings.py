@@ -1,7 +1,7 @@
 """Probe settings: the smallest inputs that still catch every wrong implementation.
 
 Each field says why its value is enough; the grader's own tests
-(``tests/harness/test_<task>_checks.py``) hold the wrong implementations these
+(``tests/harness/tasks/test_<task>_checks.py``) hold the wrong implementations these
 settings must catch.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 @dataclass(frozen=True)
 class ProbeSettings:
     # Which inputs: "practice" (published: students' `pytest --impl`, the release's records)
-    # or "graded-<id>" (derived from the course secret by grader.variant; `lab3 grade`,
+    # or "graded-<id>" (derived from the course secret by grader.run.variant; `lab3 grade`,
     # Gradescope). Every value a probe varies comes from these fields, so the reference
     # records of a variant are computed on exactly the inputs the student's code gets.
     variant: str = "practice"

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import torch
 
-from grader.weights import WeightsError, parse_weights_spec
+from grader.refdata.weights import WeightsError, parse_weights_spec
 
 
 def parse_device(value: str) -> str:

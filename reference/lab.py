@@ -28,7 +28,7 @@ from .integrated_gradients import integrated_gradients
 from .noise_tunnel import noise_tunnel_all
 
 if TYPE_CHECKING:
-    from grader.weights import ResolvedWeights
+    from grader.refdata.weights import ResolvedWeights
 
 IMAGES_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "images"
 
@@ -110,7 +110,7 @@ def run_lab(
     Args:
         out_dir: folder for the outputs (created).
         weights: ``auto``, ``standin``, ``pretrained`` or a checkpoint path
-            (``grader.weights.resolve_weights``).
+            (``grader.refdata.weights.resolve_weights``).
         device: torch device for the model and the attributions.
         quick: :data:`QUICK` settings instead of the handout's (:data:`FULL`).
         progress: show a tqdm bar over the tasks on stderr.
@@ -123,9 +123,9 @@ def run_lab(
         exception then propagates, and the summary names the failed task).
 
     Raises:
-        grader.weights.WeightsError: the weights cannot be resolved.
+        grader.refdata.weights.WeightsError: the weights cannot be resolved.
     """
-    from grader.weights import activated, resolve_weights
+    from grader.refdata.weights import activated, resolve_weights
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -281,7 +281,7 @@ class _Lab:
         self._save(fig, "task9_comparison.png", "Task 9")
 
     def _save(self, fig: Figure, name: str, task: str) -> None:
-        from grader.weights import mark_standin
+        from grader.refdata.weights import mark_standin
 
         mark_standin(fig, self.weights)  # the PNG says so when it is the stand-in's
         fig.savefig(self.run.out_dir / name, dpi=100)

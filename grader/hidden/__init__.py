@@ -2,7 +2,7 @@
 
 A hidden check runs in ``lab3 grade`` (and Gradescope, "after_published") but not in a
 student's ``pytest``: ``lab3 release`` copies the grader without this folder
-(:mod:`grader.release`), and its audit fails a release that still names a hidden check.
+(:mod:`grader.distribute.release`), and its audit fails a release that still names a hidden check.
 
 Adding a hidden check to ``<task>``:
 
@@ -12,7 +12,7 @@ Adding a hidden check to ``<task>``:
    ``CHECKS`` by :func:`grader.tasks.task_checks`, the one place) and, when the check needs
    inputs of its own, ``probe(ctx, record)``, run right after the task's ``probe``
    (:func:`grader.tasks.probe_task_record`) and adding to its record;
-3. an entry in ``HIDDEN_RECORD_DATA`` in ``grader/release.py``: the record keys of what that
+3. an entry in ``HIDDEN_RECORD_DATA`` in ``grader/distribute/release.py``: the record keys of what that
    probing recorded, stripped from the records the release ships (the build stops without it).
 
 The rows are built by a function, not at import, so that this package and

@@ -6,7 +6,7 @@ Probe
     large, EXIF-rotated, CMYK, ...) and once with a numpy ``(H, W, 3)`` uint8 array made
     from a photo the variant chooses. They catch loaders that drop alpha onto black, clip
     16-bit images or ignore EXIF orientation. Recorded under ``edges`` (the inputs' names)
-    and ``edge_<i>`` (calls and tensors): ``grader/release.py`` strips both from the
+    and ``edge_<i>`` (calls and tensors): ``grader/distribute/release.py`` strips both from the
     records a release ships.
 
 Check
@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from grader.checking import CheckContext, Outcome
-from grader.inputs import image_paths
-from grader.probing import ProbeContext, call, put_tensor
-from grader.records import Record
+from grader.check.checking import CheckContext, Outcome
+from grader.probe.inputs import image_paths
+from grader.probe.probing import ProbeContext, call, put_tensor
+from grader.probe.records import Record
 from grader.tasks.preprocessing import ARRAY_PREFIX, _array_input, _outputs
 
 

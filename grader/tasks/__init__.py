@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 from grader.points import CHECKS, TASKS
 
 if TYPE_CHECKING:
-    from grader.probing import ProbeContext
-    from grader.records import Record
+    from grader.probe.probing import ProbeContext
+    from grader.probe.records import Record
 
 
 def hidden_module(name: str) -> ModuleType | None:

@@ -24,14 +24,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from grader.checking import CheckContext, CheckFailed, Outcome, passed
-from grader.probing import ProbeContext, new_record
-from grader.records import Record
+from grader.check.checking import CheckContext, CheckFailed, Outcome, passed
+from grader.probe.probing import ProbeContext, new_record
+from grader.probe.records import Record
 
 TEMPLATE_ANSWERS = Path(__file__).resolve().parents[2] / "student_template" / "answers.md"
 MIN_WORDS = 20
 MAX_ANSWER_CHARS = 20_000
-# What the generated notebook's answer cells hold until the student writes (grader/notebook.py).
+# What the generated notebook's answer cells hold until the student writes (grader/submission/notebook.py).
 ANSWER_PROMPT = "_Your answer here._"
 _HEADING = re.compile(r"^##(?!#)\s*(.*?)\s*#*\s*$")
 _COMMENT = re.compile(r"<!--.*?-->", re.S)

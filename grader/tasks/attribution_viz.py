@@ -8,7 +8,7 @@ Probe
     on half of the pixels and negative on the other half) and the variant's photo
     crop in [0, 1]. Task 7 therefore does not depend on the student's Integrated
     Gradients, and the maps of the graded variant are not the practice ones. The
-    figure is reduced to :func:`grader.probing.figure_facts`: per axes its title,
+    figure is reduced to :func:`grader.probe.probing.figure_facts`: per axes its title,
     pixel standard deviation, and the raw data of its images
     (``AxesImage.get_array()``, stored as tensors), then closed.
 
@@ -35,7 +35,7 @@ Checks (content against the reference's grid on the same attributions and photo)
     image axes of the figure, titled or not, that shows it and whose rendered area
     is not flat (pixel std above :data:`BLANK_STD`; Captum's cells are above 30, an
     image made invisible is 0). What this catches
-    (tests/harness/test_attribution_viz_checks.py):
+    (tests/harness/tasks/test_attribution_viz_checks.py):
 
     - one method in every cell, or only the default sign: both checks, per pair;
     - positive and negative swapped: both checks lose those pairs;
@@ -54,7 +54,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from grader.checking import (
+from grader.check.checking import (
     CheckContext,
     CheckFailed,
     Outcome,
@@ -62,9 +62,9 @@ from grader.checking import (
     passed,
     require_figure,
 )
-from grader.inputs import probe_inputs
-from grader.probing import ProbeContext, call, closing_figures, figure_facts, new_record
-from grader.records import Record
+from grader.probe.inputs import probe_inputs
+from grader.probe.probing import ProbeContext, call, closing_figures, figure_facts, new_record
+from grader.probe.records import Record
 from grader.settings import DEFAULT_SETTINGS, ProbeSettings
 
 POINTER = "Task 7: visualize_attribution_grid in attribution_viz.py"

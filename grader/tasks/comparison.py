@@ -24,7 +24,7 @@ Probe
     Of each returned exact ``dict`` the first :data:`MAX_ALGORITHMS` entries are recorded
     (exact ``str`` keys, exact dense tensors). ``plot_comparison`` is called with the
     student's own maps (or the grader's rebuilt copies, or :func:`stand_in_maps`) and the
-    figure is reduced to :func:`grader.probing.figure_facts` plus, per visible axes, its
+    figure is reduced to :func:`grader.probe.probing.figure_facts` plus, per visible axes, its
     title and the data arrays of its images (:func:`_record_panels`).
 
 Checks (the grader's maps are computed here with the trusted model, on the reference
@@ -104,7 +104,7 @@ from captum.attr import (
     Saliency,
 )
 
-from grader.checking import (
+from grader.check.checking import (
     CheckContext,
     CheckFailed,
     Outcome,
@@ -113,9 +113,9 @@ from grader.checking import (
     require_call,
     require_figure,
 )
-from grader.inputs import probe_inputs
-from grader.probing import ProbeContext, call, closing_figures, figure_facts, new_record, put_tensor
-from grader.records import Record, plain, type_name
+from grader.probe.inputs import probe_inputs
+from grader.probe.probing import ProbeContext, call, closing_figures, figure_facts, new_record, put_tensor
+from grader.probe.records import Record, plain, type_name
 from grader.tasks.attribution_viz import trusted_attributions
 
 POINTER = "Task 9: compare_attributions in comparison.py"

@@ -17,14 +17,14 @@ Probe (every value from the variant: ``settings.rng("filters")``, see :func:`cas
     so a ``deepcopy`` of the model is seen too) that keeps the first input, the first
     input that differs from its predecessor (after one optimisation step) and the last
     input, counts the calls and the changes of input. The hook is removed right after
-    the call, before :func:`grader.probing.model_facts`, so the facts show only hooks the
+    the call, before :func:`grader.probe.probing.model_facts`, so the facts show only hooks the
     student left.
 
     ``plot_filter_grid`` is then called on a fresh model with three drawn layers (early,
     ``layer2``/``layer3``, ``layer4``) x three drawn filter numbers (10-63, so no layer
     name's digit passes for one), 2 iterations, a drawn lr of 0.5-1.0 (large, so the
     nine cells differ well beyond rounding), 32 px and a drawn seed; the figure goes
-    through :func:`grader.probing.figure_facts`, which keeps each axes' image data. Then
+    through :func:`grader.probe.probing.figure_facts`, which keeps each axes' image data. Then
     the student's ``visualize_filter`` is called once per cell with the grid's arguments
     (the layer as a module), recording its image and its first and last inputs.
 
@@ -71,7 +71,7 @@ from typing import Any
 
 import torch
 
-from grader.checking import (
+from grader.check.checking import (
     CheckContext,
     CheckFailed,
     Outcome,
@@ -80,8 +80,8 @@ from grader.checking import (
     require_call,
     require_figure,
 )
-from grader.handout_shape import HANDOUT_FILTER_SIZE, handout_visualize_filter
-from grader.probing import (
+from grader.probe.handout_shape import HANDOUT_FILTER_SIZE, handout_visualize_filter
+from grader.probe.probing import (
     ProbeContext,
     call,
     closing_figures,
@@ -91,7 +91,7 @@ from grader.probing import (
     new_record,
     put_tensor,
 )
-from grader.records import Record
+from grader.probe.records import Record
 from grader.settings import ProbeSettings
 from grader.tasks.model import trusted_digest
 

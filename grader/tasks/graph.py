@@ -30,7 +30,7 @@ Parameters probed, and why each value separates right from wrong
       (16 names, with variant block numbers): a typed-in list fails the cut;
     - ``out_path``: the scratch folder; a file written elsewhere earns nothing.
 
-Why this catches the mistakes (tests/harness/test_graph_checks.py):
+Why this catches the mistakes (tests/harness/tasks/test_graph_checks.py):
     - a blank, tiny or missing PNG: the file facts (size below 200x200, pixel std
       ~0) name the problem; they are messages, the points need the source;
     - ``make_dot`` without ``params``: the source names no parameters;
@@ -52,9 +52,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from grader.checking import CheckContext, CheckFailed, Outcome, partial, passed, require_call
-from grader.probing import ProbeContext, call, new_record
-from grader.records import Record, plain, type_name
+from grader.check.checking import CheckContext, CheckFailed, Outcome, partial, passed, require_call
+from grader.probe.probing import ProbeContext, call, new_record
+from grader.probe.records import Record, plain, type_name
 from grader.settings import ProbeSettings
 
 POINTER_RENDER = "Task 4: render_model_graph in graph.py"

@@ -24,7 +24,7 @@ Parameters probed, and why each value separates right from wrong
     - ``predict_batch``: the results of one forward pass of 4 rows; a loop of
       ``predict`` (4 passes of 1 row) earns nothing for ``batch``.
 
-Why this catches the mistakes (tests/harness/test_inference_checks.py):
+Why this catches the mistakes (tests/harness/tasks/test_inference_checks.py):
     - no softmax: the score is a raw logit (not in [0, 1]) and differs from the
       reference's probability far beyond 1e-4;
     - argmax / softmax over the wrong dim: the index is a 1000-element tensor or
@@ -58,9 +58,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from grader.checking import CheckContext, CheckFailed, Outcome, partial, passed, require_call
-from grader.inputs import image_paths
-from grader.probing import (
+from grader.check.checking import CheckContext, CheckFailed, Outcome, partial, passed, require_call
+from grader.probe.inputs import image_paths
+from grader.probe.probing import (
     ImplementationError,
     ProbeContext,
     call,
@@ -68,7 +68,7 @@ from grader.probing import (
     new_record,
     put_tensor,
 )
-from grader.records import Record, plain, type_name
+from grader.probe.records import Record, plain, type_name
 from grader.settings import ProbeSettings
 
 POINTER = "Task 3: predict in inference.py"

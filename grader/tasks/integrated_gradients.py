@@ -54,7 +54,7 @@ Checks
 
 Why each value separates right from wrong (measured on the stand-in weights at 64 px,
 the practice variant and 16 graded ones; errors are relative L2 errors of the map; the
-mistakes, with each one's whole score, are in tests/harness/test_integrated_gradients_checks.py):
+mistakes, with each one's whole score, are in tests/harness/tasks/test_integrated_gradients_checks.py):
     - recomputing the same algorithm (another ``internal_batch_size``, one step per pass,
       float64) changes a map by <1e-6, except where a point of the path sits at a ReLU's
       kink (3 of the first 10 variants measured, practice included): then up to a few
@@ -109,7 +109,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from grader.checking import (
+from grader.check.checking import (
     CheckContext,
     CheckFailed,
     Outcome,
@@ -119,9 +119,9 @@ from grader.checking import (
     require_tensor,
     share,
 )
-from grader.inputs import probe_inputs
-from grader.probing import ProbeContext, call, new_record, put_tensor
-from grader.records import Record, type_name
+from grader.probe.inputs import probe_inputs
+from grader.probe.probing import ProbeContext, call, new_record, put_tensor
+from grader.probe.records import Record, type_name
 from grader.settings import ProbeSettings
 
 POINTER = "Task 6: integrated_gradients in integrated_gradients.py"

@@ -5,7 +5,7 @@ Probe
     change), with the resolved weights activated so ``IMAGENET1K_V1`` loads
     offline. Recorded: the model's exact type, per stage (``layer1``..``layer4``)
     its block count and block types, the ``fc`` layer's out features, and
-    :func:`grader.probing.model_facts` (modules in training mode, hooks, the
+    :func:`grader.probe.probing.model_facts` (modules in training mode, hooks, the
     sha256 of the state dict). ``load_model(torch.device("meta"))`` is called once
     more; recorded: the devices of its parameters and buffers and its modules in
     training mode. ``load_labels()`` is called once, and ``load_labels(path)`` once
@@ -24,7 +24,7 @@ Parameters probed, and why each value separates right from wrong
       files' names in the graded variant each get hundreds of names wrong. Each file
       is compared name by name with the reference's reading of it.
 
-Why these small probes still catch the mistakes (tests/harness/test_model_checks.py):
+Why these small probes still catch the mistakes (tests/harness/tasks/test_model_checks.py):
     - missing ``.eval()``: ``model_facts`` lists every module still training;
     - ``device`` ignored: the second model's tensors are on the CPU (half of eval_mode);
     - ``resnet18`` / ``resnet50``: block counts ``[2, 2, 2, 2]`` / block type
@@ -46,10 +46,10 @@ from typing import Any
 
 import torch
 
-from grader.checking import CheckContext, CheckFailed, Outcome, partial, passed, require_call
-from grader.probing import ProbeContext, call, model_facts, new_record, state_digest
-from grader.records import Record, plain, type_name
-from grader.weights import activated
+from grader.check.checking import CheckContext, CheckFailed, Outcome, partial, passed, require_call
+from grader.probe.probing import ProbeContext, call, model_facts, new_record, state_digest
+from grader.probe.records import Record, plain, type_name
+from grader.refdata.weights import activated
 
 RESNET_TYPE = "torchvision.models.resnet.ResNet"
 BASIC_BLOCK = "torchvision.models.resnet.BasicBlock"

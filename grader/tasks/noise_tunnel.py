@@ -38,7 +38,7 @@ Checks
 Why each value separates right from wrong (measured on the stand-in weights at 64 px, on
 the practice variant and the tests' graded one; errors are relative L2 errors of the map,
 allowed 2e-2; the mistakes, with each one's whole score, are in
-tests/harness/test_noise_tunnel_checks.py): the same algorithm with the same seed differs
+tests/harness/tasks/test_noise_tunnel_checks.py): the same algorithm with the same seed differs
 by <1e-6 (up to 6e-3 where a ReLU kink flips one gradient, as in Task 6; the
 practice variant's stdevs=0 call is such a case for float64 and one-step batches), and
     - ``seed`` ignored (the decoy's noise), another seed or an extra random draw: >0.45;
@@ -60,7 +60,7 @@ from typing import Any
 
 import torch
 
-from grader.checking import (
+from grader.check.checking import (
     CheckContext,
     CheckFailed,
     Outcome,
@@ -69,9 +69,9 @@ from grader.checking import (
     require_tensor,
     share,
 )
-from grader.inputs import probe_inputs
-from grader.probing import ProbeContext, call, new_record, put_tensor
-from grader.records import Record
+from grader.probe.inputs import probe_inputs
+from grader.probe.probing import ProbeContext, call, new_record, put_tensor
+from grader.probe.records import Record
 from grader.settings import ProbeSettings
 from grader.tasks.integrated_gradients import ForwardRows, agree, blurred
 

@@ -53,10 +53,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from grader.checking import CheckContext, CheckFailed, Outcome, close, partial, passed
-from grader.inputs import IMAGENET_MEAN, IMAGENET_STD, IMAGES_DIR, image_paths
-from grader.probing import ProbeContext, call, new_record, put_tensor
-from grader.records import Record, plain, type_name
+from grader.check.checking import CheckContext, CheckFailed, Outcome, close, partial, passed
+from grader.probe.inputs import IMAGENET_MEAN, IMAGENET_STD, IMAGES_DIR, image_paths
+from grader.probe.probing import ProbeContext, call, new_record, put_tensor
+from grader.probe.records import Record, plain, type_name
 from grader.settings import ProbeSettings
 
 POINTER = "Task 2: preprocess_image in preprocessing.py"

@@ -1,5 +1,5 @@
 """A generated class of submissions as an LMS export unpacks: honest, broken, hostile, colliding
-names, symbolic links and archives. Used by tests/harness/test_class_batch.py and the batch
+names, symbolic links and archives. Used by tests/harness/run/test_class_batch.py and the batch
 benchmark; each submission comes with the Task 1 points it must get and a phrase its row shows.
 """
 

@@ -9,22 +9,22 @@ from pathlib import Path
 
 import pytest
 
-from grader.checking import CheckContext
-from grader.grading import check_task, probe_task
-from grader.implementation import load_implementation
-from grader.inputs import FIXTURES_DIR
-from grader.probing import ProbeContext
-from grader.records import Record
-from grader.reference_records import (
+from grader.check.checking import CheckContext
+from grader.check.grading import check_task, probe_task
+from grader.check.results import TaskResult
+from grader.probe.implementation import load_implementation
+from grader.probe.inputs import FIXTURES_DIR
+from grader.probe.probing import ProbeContext
+from grader.probe.records import Record
+from grader.refdata.reference_records import (
     ReferenceRecords,
     ReferenceUnavailable,
     load_reference_records,
 )
-from grader.results import TaskResult
+from grader.refdata.weights import ResolvedWeights
+from grader.run.variant import SECRET_ENV, graded_settings
 from grader.settings import DEFAULT_SETTINGS, ProbeSettings
 from grader.tasks import TASK_NAMES
-from grader.variant import SECRET_ENV, graded_settings
-from grader.weights import ResolvedWeights
 
 REFERENCE_DIR = Path(__file__).resolve().parents[2] / "reference"
 

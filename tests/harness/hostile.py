@@ -1,4 +1,4 @@
-"""Shared pieces of the per-task hostile-return tests (tests/harness/test_*_checks.py)."""
+"""Shared pieces of the per-task hostile-return tests (tests/harness/tasks/test_*_checks.py)."""
 
 from __future__ import annotations
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from grader import cli
-from grader.batch import grade_batch
 from grader.points import CHECKS, TOTAL_POINTS
-from grader.records import Record
-from grader.reference_records import ReferenceRecords
+from grader.probe.records import Record
+from grader.refdata.reference_records import ReferenceRecords
+from grader.run.batch import grade_batch
 from grader.tasks import TASK_NAMES
 
 
@@ -110,7 +110,7 @@ def test_points_prints_the_table_as_markdown(capsys: pytest.CaptureFixture[str])
 @pytest.fixture
 def fake_reference(monkeypatch: pytest.MonkeyPatch) -> ReferenceRecords:
     """Tiny stand-in reference records, so building the zip needs no probing."""
-    import grader.reference_records as reference_records
+    import grader.refdata.reference_records as reference_records
 
     records = ReferenceRecords(
         records={t: Record(task=t, data={"calls": {}}) for t in TASK_NAMES},
@@ -132,14 +132,14 @@ def test_gradescope_zip_has_the_scripts_and_no_reference_code(
         setup = archive.read("setup.sh").decode()
     for script in ("setup.sh", "run_autograder"):
         assert stat.S_IMODE(infos[script].external_attr >> 16) & 0o111, script
-    assert "grader/cli.py" in names and "grader/batch.py" in names
+    assert "grader/cli.py" in names and "grader/run/batch.py" in names
     assert "fixtures/images/manifest.json" in names
     assert "student_template/answers.md" in names
     assert "constraints.txt" in names and "pyproject.toml" in names
     assert not [n for n in names if n.startswith("reference/")]
     assert not [n for n in names if n.endswith(".pyc")]
-    shipped = [n for n in names if n.startswith("grader/reference_records/standin-v2/")]
-    assert "grader/reference_records/standin-v2/meta.json" in shipped
+    shipped = [n for n in names if n.startswith("grader/refdata/reference_records/standin-v2/")]
+    assert "grader/refdata/reference_records/standin-v2/meta.json" in shipped
     assert len([n for n in shipped if n.endswith(".json")]) == len(TASK_NAMES) + 1
     assert "lab3 grade /autograder/submission" in run and "--weights standin" in run
     assert "/autograder/results/results.json" in run
@@ -154,8 +154,8 @@ def test_gradescope_zip_carries_the_course_secret_and_its_graded_records(
 ) -> None:
     # The autograder grades the graded variant, like lab3 grade: the records it ships are
     # asked for with the graded settings of the secret it carries.
-    import grader.reference_records as reference_records
-    from grader.variant import course_settings
+    import grader.refdata.reference_records as reference_records
+    from grader.run.variant import course_settings
 
     asked = []
     monkeypatch.setattr(reference_records, "load_reference_records",

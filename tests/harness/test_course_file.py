@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 
 from grader import cli, course
-from grader.batch import UsageError, grade_batch
-from grader.checking import CheckContext
+from grader.check.checking import CheckContext
+from grader.check.grading import grade_records
 from grader.course import COURSE_ENV, CourseError, find_course, load_course, parse_course
-from grader.grading import grade_records
 from grader.points import CHECKS, SWITCHED_OFF, TOTAL_POINTS, effective_checks, total_points
+from grader.run.batch import UsageError, grade_batch
 from grader.settings import DEFAULT_SETTINGS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -227,7 +227,7 @@ def test_lab3_grade_follows_the_course_file_and_regrades_when_it_changes(tmp_pat
 
 @pytest.mark.slow
 def test_release_follows_the_course_file(tmp_path: Path) -> None:
-    from grader.release import build_release
+    from grader.distribute.release import build_release
 
     path = write(tmp_path, COURSE + '"preprocessing::output_edge_cases" = 5\n')
     release, _ = build_release(tmp_path / "lab3", course=str(path))

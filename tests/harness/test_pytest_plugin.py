@@ -86,7 +86,7 @@ def test_score_table_names_each_graded_task_and_total(template_run) -> None:
 
 def test_harness_tests_are_deselected_with_impl() -> None:
     run = run_pytest("--impl", "student_template", "--collect-only", "-q",
-                     "tests/harness/test_records.py", "tests/lab/test_model.py")
+                     "tests/harness/probe/test_records.py", "tests/lab/test_model.py")
     assert collected(run) and all(line.startswith("tests/lab/") for line in collected(run))
 
 

@@ -118,7 +118,7 @@ def test_saved_figures_say_when_the_weights_are_the_standin(tmp_path: Path, kind
     # its predictions are the stand-in's, not ImageNet classes.
     from matplotlib.figure import Figure
 
-    from grader.weights import STANDIN_CAPTION, ResolvedWeights
+    from grader.refdata.weights import STANDIN_CAPTION, ResolvedWeights
     from reference.lab import FULL, LabRun, _Lab
 
     weights = ResolvedWeights(kind=kind, path=tmp_path / "w.pth", sha256="0" * 64)

@@ -1,0 +1,1 @@
+"""Trusted: check contexts, outcomes, grading, results."""

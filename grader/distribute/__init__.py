@@ -1,0 +1,1 @@
+"""The student distribution: ``lab3 release``."""

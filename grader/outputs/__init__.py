@@ -1,0 +1,1 @@
+"""Outputs: results files, feedback page, Gradescope bundle, terminal-safe text."""

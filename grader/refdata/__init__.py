@@ -1,0 +1,1 @@
+"""Reference data: weights, reference records, record snapshots."""

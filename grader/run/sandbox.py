@@ -1,0 +1,636 @@
+"""How a submission's child process is started: resource limits, identity, and bubblewrap.
+
+The child runs the grader's probes next to untrusted student code. This module
+builds its command line and the function applied between ``fork`` and ``exec``;
+:mod:`grader.run.batch` starts and watches it.
+
+What every child gets, in both modes:
+
+- a new session (its own process group), so a timeout kills the whole tree;
+- resource limits (``RLIMIT_AS`` from ``--memory``, ``RLIMIT_NPROC``,
+  ``RLIMIT_FSIZE``, ``RLIMIT_NOFILE``, ``RLIMIT_CPU`` as a backstop, no core
+  dumps) and ``PR_SET_PDEATHSIG`` so it dies with the thread that watches it;
+- a minimal environment (no inherited secrets), threads set per worker;
+- ``python -I -B``: the scratch folder (its working directory) is never on
+  ``sys.path``, so a student file named ``grader.py`` or ``torch.py`` cannot
+  replace the grader's code;
+- when the grader runs as root: a fresh unprivileged uid per child process
+  (``RLIMIT_NPROC`` is not enforced for root; distinct uids keep concurrent
+  submissions from signalling or writing each other's files, and a uid is never
+  reused while a process of it exists, zombies included: in a container whose
+  PID 1 does not reap orphans they would count against the next child's limit).
+
+With ``--sandbox bwrap`` (and ``auto`` where bubblewrap works) the child also
+runs in new mount, PID, network, IPC and UTS namespaces: no network, the system,
+the Python installation and the grader's own code read-only, ``reference/``, the
+shipped reference records, the cache and the output folder absent, and the
+submission's scratch folder the only writable path (``/tmp`` is a small tmpfs).
+As root, bubblewrap runs without a user namespace and the child drops to its
+uid inside the sandbox (bwrap keeps only CAP_SETUID/CAP_SETGID for that, and
+the child sets ``no_new_privs``); as an ordinary user bubblewrap uses a user
+namespace and no uid change is possible. In ``lab3 grade`` one such sandbox
+holds a worker slot's warm process (:mod:`grader.run.warm_worker_process`), which also keeps
+CAP_KILL, CAP_FOWNER and CAP_DAC_OVERRIDE to clean up between children; its
+children get the limits above through the request, not through :func:`preexec`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import os
+import resource
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from grader.run import cgroup
+
+SandboxMode = Literal["auto", "bwrap", "none"]
+SANDBOX_MODES: tuple[str, ...] = ("auto", "bwrap", "none")
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# First uid of the sandbox users (a child gets one from [base, base + UID_SPAN)). High
+# and unnamed on purpose: no real account or daemon owns one, so "kill every process
+# of this uid" only ever hits a submission's own processes. Override with
+# $LAB3_SANDBOX_UID.
+DEFAULT_UID_BASE = 2_000_000_000
+UID_SPAN = 10_000_000
+# Paths visible read-only inside bwrap under /etc: what the dynamic loader,
+# fontconfig (matplotlib) and Graphviz need; nothing else of /etc.
+_ETC_PATHS = (
+    "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/fonts",
+    "/etc/alternatives", "/etc/localtime", "/etc/passwd", "/etc/group",
+    "/etc/nsswitch.conf", "/etc/mime.types",
+)
+TMPFS_BYTES = 256 * 1024 * 1024
+
+_PR_SET_PDEATHSIG = 1
+try:  # resolved before any fork: dlopen after fork in a threaded process may deadlock
+    _LIBC = ctypes.CDLL(None, use_errno=True)
+    _PRCTL = _LIBC.prctl
+    _UNSHARE = _LIBC.unshare
+    _SYSCALL = _LIBC.syscall
+except (OSError, AttributeError):  # not Linux
+    _PRCTL = _UNSHARE = _SYSCALL = None
+_CLONE_NEWIPC = 0x08000000
+_KEYCTL_JOIN_SESSION_KEYRING = 1
+_SYS_KEYCTL = {"x86_64": 250, "aarch64": 219}.get(os.uname().machine)
+
+
+def isolate_ipc_and_keyring() -> tuple[bool, bool]:
+    """Give this process (and what it starts) its own System V IPC namespace and a new, empty
+    session keyring, so no two submissions share a shared-memory segment, semaphore, message
+    queue or session key.
+
+    A new IPC namespace needs CAP_SYS_ADMIN: root, or the user namespace of bubblewrap as an
+    ordinary user; without it the call fails and the process keeps the namespace it has.
+    Joining a new anonymous session keyring needs no privilege.
+
+    Returns:
+        ``(ipc, keyring)``: whether each took.
+    """
+    ipc = _UNSHARE is not None and _UNSHARE(_CLONE_NEWIPC) == 0
+    keyring = (_SYSCALL is not None and _SYS_KEYCTL is not None
+               and _SYSCALL(_SYS_KEYCTL, _KEYCTL_JOIN_SESSION_KEYRING, None) >= 0)
+    return ipc, keyring
+
+
+class SandboxError(RuntimeError):
+    """The requested sandbox cannot be used here; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits of one child process (see the module docstring)."""
+
+    memory_mb: int = 8192
+    processes: int = 64
+    file_size_mb: int = 256
+    open_files: int = 1024
+    cpu_seconds: int | None = None
+    output_bytes: int = 64 * 1024
+
+    def rlimits(self) -> list[tuple[int, int]]:
+        mb = 1024 * 1024
+        limits = [
+            (resource.RLIMIT_AS, self.memory_mb * mb),
+            (resource.RLIMIT_FSIZE, self.file_size_mb * mb),
+            (resource.RLIMIT_CORE, 0),
+            (resource.RLIMIT_NOFILE, self.open_files),
+            (resource.RLIMIT_NPROC, self.processes),
+        ]
+        if self.cpu_seconds:
+            limits.append((resource.RLIMIT_CPU, int(self.cpu_seconds)))
+        return limits
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who the child runs as: ``uid``/``gid`` to drop to, or None to keep the caller's."""
+
+    uid: int | None
+    gid: int | None
+    # Where the drop happens: "exec" (Popen's user=/group=, before the interpreter
+    # starts), "child" (inside bwrap, by grader.probe.child before any student code), or
+    # "setpriv" (util-linux setpriv, keeping only CAP_DAC_READ_SEARCH so an interpreter
+    # installed under /root stays readable; see identity_for).
+    drop_at: Literal["exec", "child", "setpriv", "none"] = "none"
+
+    @property
+    def dedicated(self) -> bool:
+        """True when the uid belongs to this child alone (safe to kill all its processes)."""
+        return self.uid is not None
+
+
+def uid_base() -> int:
+    return int(os.environ.get("LAB3_SANDBOX_UID", DEFAULT_UID_BASE))
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0
+
+
+# --------------------------------------------------------------------------- mode
+
+
+def bwrap_problem() -> str | None:
+    """Why bubblewrap cannot run a sandbox here, or None when it can."""
+    exe = shutil.which("bwrap")
+    if exe is None:
+        return "bwrap is not installed (Debian/Ubuntu: apt-get install bubblewrap)"
+    # The features bwrap_command uses (--perms and --size need bubblewrap 0.8), so an
+    # older bwrap is refused here rather than failing every child.
+    probe = [exe, *_namespace_flags(), "--die-with-parent", "--ro-bind", "/", "/",
+             "--proc", "/proc", "--dev", "/dev", "--size", "1048576", "--perms", "1777",
+             "--tmpfs", "/tmp", "--perms", "0755", "--dir", "/tmp/lab3-probe", "true"]
+    if is_root():
+        probe[1:1] = ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    try:
+        done = subprocess.run(probe, capture_output=True, timeout=20, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"bwrap could not start: {exc}"
+    if done.returncode != 0:
+        text = done.stderr.decode(errors="replace").strip()[:300]
+        return f"bwrap failed ({text or f'exit {done.returncode}'}); unprivileged user " \
+               "namespaces may be disabled"
+    return None
+
+
+def resolve_mode(mode: str) -> tuple[str, str | None]:
+    """``(mode actually used, warning or None)`` for ``--sandbox mode``.
+
+    Raises:
+        SandboxError: ``mode`` is ``bwrap`` and bubblewrap does not work here.
+    """
+    if mode == "none":
+        return "none", None
+    problem = bwrap_problem()
+    if problem is None:
+        return "bwrap", None
+    if mode == "bwrap":
+        raise SandboxError(f"--sandbox bwrap: {problem}; use --sandbox none to grade without it")
+    return "none", f"sandbox: {problem}; grading with --sandbox none (no file-system or " \
+                   "network isolation)"
+
+
+def _namespace_flags() -> list[str]:
+    if is_root():
+        # No user namespace as root: the child must become a real unprivileged uid
+        # (RLIMIT_NPROC, file permissions); a user namespace would map it back to 0.
+        return ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
+                "--unshare-cgroup-try"]
+    return ["--unshare-all"]
+
+
+# --------------------------------------------------------------------------- identity
+
+
+class UidPool:
+    """Fresh sandbox uids, one per child: never one that still owns a process.
+
+    Each batch starts at a random offset of the range, so two batches running at
+    once do not share uids (and never kill each other's children).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._next = uid_base() + secrets.randbelow(UID_SPAN // 2)
+
+    def take(self) -> int:
+        with self._lock:
+            busy = {uid for pid in _pids() if (uid := _uid_state(pid)[0]) is not None}
+            while self._next in busy:
+                self._next += 1
+            uid, self._next = self._next, self._next + 1
+            return uid
+
+
+def identity_for(mode: str, *, uid: int, python_reachable: bool) -> Identity:
+    """The identity of a child, given a fresh ``uid`` from :class:`UidPool`.
+
+    As root the child drops to ``uid``: inside bwrap (the sandbox
+    makes the interpreter reachable), or with ``--sandbox none`` at exec when the
+    interpreter is readable by that uid. When it is not (a Python installed under
+    ``/root``), ``setpriv`` drops to the uid keeping one capability,
+    CAP_DAC_READ_SEARCH: the child can read every file (as root could) but writes
+    only its scratch folder, cannot signal other processes, and RLIMIT_NPROC
+    applies. Without setpriv the child stays root (and the batch says so).
+    """
+    if not is_root():
+        return Identity(None, None, "none")
+    if mode == "bwrap":
+        return Identity(uid, uid, "child")
+    if python_reachable:
+        return Identity(uid, uid, "exec")
+    if shutil.which("setpriv"):
+        return Identity(uid, uid, "setpriv")
+    return Identity(None, None, "none")
+
+
+def readable_by_others(paths: Iterable[Path]) -> bool:
+    """True when an unprivileged stranger can reach and read every path (mode bits only)."""
+    for path in paths:
+        path = Path(path).resolve()
+        if not path.exists():
+            return False
+        for parent in [*reversed(path.parents), path]:
+            mode = parent.stat().st_mode
+            if parent.is_dir() and not mode & 0o001:
+                return False
+        if path.is_file() and not path.stat().st_mode & 0o004:
+            return False
+    return True
+
+
+def python_paths() -> list[Path]:
+    """Folders the child interpreter reads: its installation, the venv, the grader."""
+    paths = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(),
+             Path(sys.executable).resolve().parent, PROJECT_ROOT / "grader"}
+    return sorted(paths)
+
+
+def give_to(path: Path, identity: Identity, mode: int = 0o700) -> None:
+    """Make ``path`` (recursively) owned by the child's uid, so it can write there."""
+    path.chmod(mode)
+    if identity.uid is None:
+        return
+    for root, dirs, files in os.walk(path):
+        os.chown(root, identity.uid, identity.gid, follow_symlinks=False)
+        for name in dirs + files:
+            os.chown(os.path.join(root, name), identity.uid, identity.gid, follow_symlinks=False)
+
+
+def chown_works(folder: Path) -> str | None:
+    """None when files can be given to the sandbox uids here, else why not."""
+    probe = folder / ".chown-probe"
+    probe.touch()
+    try:
+        os.chown(probe, uid_base(), uid_base())
+    except OSError as exc:
+        return f"cannot give files to uid {uid_base()} ({exc}); set $LAB3_SANDBOX_UID to a " \
+               "uid this system accepts"
+    finally:
+        probe.unlink(missing_ok=True)
+    return None
+
+
+# --------------------------------------------------------------------------- command
+
+
+@dataclass(frozen=True)
+class ChildSpec:
+    """Everything needed to start one child."""
+
+    argv: list[str]  # the child command (python -I -B -c ... args)
+    scratch: Path  # the only writable folder
+    readonly: tuple[Path, ...]  # extra read-only paths (the weights file)
+    hidden: tuple[Path, ...]  # paths that must not be visible (reference/, caches, outputs)
+    env: dict[str, str]
+    cwd: Path
+    device: str = "cpu"
+    # Capabilities kept besides CAP_SETUID/CAP_SETGID when bwrap runs as root: a warm
+    # worker (grader.run.warm_worker_process) needs CAP_KILL, CAP_FOWNER and CAP_DAC_OVERRIDE to clean up
+    # after children of other uids; the children lose every capability when they drop
+    # to their uid.
+    capabilities: tuple[str, ...] = ()
+
+
+def child_python(args: list[str], module: str = "grader.probe.child") -> list[str]:
+    """``python -I -B -c <bootstrap> args``: ``module``'s ``main``, never the cwd on sys.path."""
+    # os._exit: no atexit handler or leftover thread of the student runs after the probes.
+    bootstrap = (
+        "import os, sys; sys.path.insert(0, sys.argv.pop(1)); "
+        f"from {module} import main; rc = main(); "
+        "sys.stdout.flush(); sys.stderr.flush(); os._exit(rc)"
+    )
+    return [sys.executable, "-I", "-B", "-c", bootstrap, str(PROJECT_ROOT), *args]
+
+
+def bwrap_command(spec: ChildSpec) -> list[str]:
+    """The bwrap command line wrapping ``spec.argv`` (see the module docstring)."""
+    exe = shutil.which("bwrap") or "bwrap"
+    cmd = [exe, *_namespace_flags(), "--die-with-parent"]
+    if is_root():
+        # Only what the child needs to drop to its uid; everything else goes.
+        cmd += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+        for capability in spec.capabilities:
+            cmd += ["--cap-add", capability]
+    made: set[str] = {"/"}
+
+    def dirs_for(target: Path) -> list[str]:
+        # bwrap creates missing parents 0700 as root: make them 0755 explicitly so the
+        # unprivileged child can traverse them.
+        out: list[str] = []
+        for parent in reversed(target.parents):
+            p = str(parent)
+            if p not in made:
+                made.add(p)
+                out += ["--perms", "0755", "--dir", p]
+        return out
+
+    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+        if Path(top).is_symlink():
+            cmd += ["--symlink", os.readlink(top), top]
+            made.add(top)
+    # Virtual file systems first: binds below /tmp (the scratch) must land on the tmpfs.
+    cmd += ["--proc", "/proc", "--dev", "/dev",
+            "--size", str(TMPFS_BYTES), "--perms", "1777", "--tmpfs", "/tmp"]
+    made.update({"/proc", "/dev", "/tmp"})
+    if spec.device.startswith("cuda"):
+        for dev in sorted(Path("/dev").glob("nvidia*")):
+            cmd += ["--dev-bind-try", str(dev), str(dev)]
+        cmd += ["--ro-bind-try", "/sys", "/sys",
+                "--ro-bind-try", "/proc/driver/nvidia", "/proc/driver/nvidia"]
+
+    binds: list[Path] = [Path(t) for t in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+                         if Path(t).is_dir() and not Path(t).is_symlink()]
+    binds += [Path("/usr"), *(Path(e) for e in _ETC_PATHS if Path(e).exists())]
+    binds += python_paths()
+    binds += [PROJECT_ROOT / n for n in ("fixtures", "student_template")
+              if (PROJECT_ROOT / n).is_dir()]
+    scratch = spec.scratch.resolve()
+    readonly = [p.resolve() for p in spec.readonly]
+    binds += [p for p in readonly if not p.is_relative_to(scratch)]
+    bound: list[Path] = []
+    # Shortest paths first, and a path inside one already bound is skipped.
+    for path in sorted(set(binds), key=lambda p: (len(p.parts), str(p))):
+        if any(path.is_relative_to(b) for b in bound):
+            continue
+        bound.append(path)
+        cmd += [*dirs_for(path), "--ro-bind", str(path), str(path)]
+        made.add(str(path))
+    cmd += [*dirs_for(scratch), "--bind", str(scratch), str(scratch)]
+    # Read-only parts of the scratch (a warm worker's own home) go over its bind.
+    for path in sorted(p for p in readonly if p.is_relative_to(scratch) and p.exists()):
+        cmd += ["--ro-bind", str(path), str(path)]
+    for path in spec.hidden:
+        path = path.resolve()
+        if not path.exists() or not any(path.is_relative_to(b) for b in bound):
+            continue  # not visible in the sandbox anyway
+        if path.is_dir():  # masked by an empty read-only folder
+            cmd += ["--perms", "0555", "--tmpfs", str(path), "--remount-ro", str(path)]
+        else:
+            cmd += ["--ro-bind", "/dev/null", str(path)]
+    # bwrap changes directory with its capabilities already dropped: into the scratch root
+    # (traversable by anyone); the child enters spec.cwd itself once it has its uid.
+    cmd += ["--chdir", str(scratch), "--", *spec.argv]
+    return cmd
+
+
+def command_for(spec: ChildSpec, mode: str, identity: Identity | None = None) -> list[str]:
+    if mode == "bwrap":
+        return bwrap_command(spec)
+    if identity is not None and identity.drop_at == "setpriv":
+        return [shutil.which("setpriv") or "setpriv", f"--reuid={identity.uid}",
+                f"--regid={identity.gid}", "--clear-groups",
+                "--bounding-set=-all,+dac_read_search", "--inh-caps=-all,+dac_read_search",
+                "--ambient-caps=+dac_read_search", "--no-new-privs", "--", *spec.argv]
+    return list(spec.argv)
+
+
+def preexec(limits: Limits, identity: Identity | None = None,
+            cgroup_procs: str | None = None) -> Callable[[], None]:
+    """The function run in the child between fork and exec: its memory cgroup (the
+    ``cgroup.procs`` file of a :class:`grader.run.cgroup.MemoryCgroup`, joined first, so every
+    process it starts is in it), its own IPC namespace and session keyring, limits,
+    parent-death signal, and (``drop_at == "exec"``) the drop to the child's uid, after the
+    isolation that needs root.
+
+    Only async-signal-tolerant work: ``setrlimit``, pre-resolved ``prctl``/``unshare``/
+    ``syscall`` and the set*id calls.
+    """
+    rlimits = limits.rlimits()
+    prctl = _PRCTL
+    drop = identity if identity is not None and identity.drop_at == "exec" else None
+
+    def apply() -> None:
+        if cgroup_procs is not None:
+            cgroup.join(cgroup_procs)
+        isolate_ipc_and_keyring()
+        if drop is not None:
+            os.setgroups([])
+            os.setresgid(drop.gid, drop.gid, drop.gid)
+            os.setresuid(drop.uid, drop.uid, drop.uid)
+        for which, value in rlimits:
+            try:
+                resource.setrlimit(which, (value, value))
+            except (ValueError, OSError):
+                # A limit above the hard limit we inherited: keep the inherited one.
+                _soft, hard = resource.getrlimit(which)
+                resource.setrlimit(which, (min(value, hard), hard))
+        if prctl is not None:
+            prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+    return apply
+
+
+def start(spec: ChildSpec, *, mode: str, limits: Limits, identity: Identity,
+          control: bool = False, memory_group: cgroup.MemoryCgroup | None = None,
+          ) -> subprocess.Popen:
+    """Start the child: new session, limits, identity; stdout and stderr on one pipe.
+
+    ``control``: stdin, stdout and stderr are three pipes instead (a warm worker's
+    requests, replies and diagnostics). ``memory_group``: the cgroup the child and all
+    its descendants run in.
+    """
+    # The uid drop happens in preexec, after the IPC namespace that needs root.
+    return subprocess.Popen(
+        command_for(spec, mode, identity),
+        cwd=str(spec.cwd),
+        env=spec.env,
+        stdin=subprocess.PIPE if control else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE if control else subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=preexec(limits, identity,
+                           None if memory_group is None else memory_group.procs_file),
+        close_fds=True,
+    )
+
+
+def poll(proc: subprocess.Popen) -> tuple[int | None, int | None]:
+    """``proc.poll()`` that also returns the child's peak resident memory in bytes.
+
+    Reaps with ``wait4`` so the kernel's resource usage of the child comes back
+    with its exit status. Its ``ru_maxrss`` is the largest resident set of the child
+    and of every descendant it waited for: under bwrap, bwrap's own processes and
+    the Python child inside. ``(None, None)`` while the child runs; the memory is
+    None once the child was reaped elsewhere.
+    """
+    if proc.returncode is not None:
+        return proc.returncode, None
+    try:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+    except ChildProcessError:
+        return proc.poll(), None
+    if pid == 0:
+        return None, None
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, usage.ru_maxrss * 1024  # Linux reports KiB
+
+
+def wait(proc: subprocess.Popen, timeout: float) -> tuple[int | None, int | None]:
+    """:func:`poll` until the child exits or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        returncode, peak = poll(proc)
+        if returncode is not None or time.monotonic() >= deadline:
+            return returncode, peak
+        time.sleep(0.02)
+
+
+class OutputCapture(threading.Thread):
+    """Reads the child's stdout+stderr, keeping the first and last ``cap // 2`` bytes."""
+
+    def __init__(self, stream, cap: int) -> None:
+        super().__init__(daemon=True)
+        self.stream, self.half = stream, max(1024, cap // 2)
+        self.head, self.tail, self.total = bytearray(), bytearray(), 0
+
+    def run(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            while chunk := self.stream.read1(65536):
+                self.total += len(chunk)
+                room = self.half - len(self.head)
+                if room > 0:
+                    self.head += chunk[:room]
+                    chunk = chunk[room:]
+                if chunk:
+                    self.tail += chunk
+                    del self.tail[: max(0, len(self.tail) - self.half)]
+
+    def text(self) -> str:
+        middle = len(self.head) + len(self.tail)
+        gap = f"\n[... {self.total - middle} bytes of output cut ...]\n" if self.total > middle else ""
+        return (bytes(self.head).decode("utf-8", "replace") + gap
+                + bytes(self.tail).decode("utf-8", "replace"))
+
+
+# --------------------------------------------------------------------------- clean-up
+
+
+def kill_tree(proc: subprocess.Popen, identity: Identity) -> None:
+    """Kill the child's process group and, with a dedicated uid, every process of that uid.
+
+    The uid sweep catches processes that left the group with ``setsid`` (only
+    possible without bwrap: inside it the PID namespace dies with the child).
+    """
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    if identity.dedicated:
+        kill_uid(identity.uid)
+
+
+def kill_uid(uid: int, *, rounds: int = 50) -> int:
+    """SIGKILL every live process whose real uid is ``uid``; repeat until none is left.
+
+    Returns the number of signals sent. Only called for the dedicated sandbox
+    uids (never an account's uid).
+    """
+    if uid == 0 or uid < 1000:
+        raise ValueError(f"refusing to kill the processes of system uid {uid}")
+    sent = 0
+    for _ in range(rounds):
+        found = uid_processes(uid)
+        if not found:
+            return sent
+        for pid in found:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                sent += 1
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                return sent
+        time.sleep(0.01)
+    return sent
+
+
+def uid_memory(uid: int) -> int:
+    """The memory of all live processes of ``uid``, in bytes: the sum of their proportional
+    set sizes (``Pss`` of ``/proc/<pid>/smaps_rollup``), so pages several of them share
+    (a forked child's copy-on-write pages of its warm worker) count once in all."""
+    total = 0
+    for pid in uid_processes(uid):
+        try:
+            with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+        except (OSError, ValueError):
+            continue  # gone, or not ours to read
+    return total
+
+
+def uid_processes(uid: int) -> list[int]:
+    """Live (not zombie) pids whose real uid is ``uid``."""
+    return [pid for pid in _pids() if _uid_state(pid) == (uid, False)]
+
+
+def _pids() -> list[int]:
+    try:
+        return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return []
+
+
+def _uid_state(pid: int) -> tuple[int | None, bool]:
+    """(real uid, is a zombie) of ``pid``; (None, False) when it is gone."""
+    zombie = False
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"State:"):
+                    zombie = line.split()[1] in (b"Z", b"X")
+                elif line.startswith(b"Uid:"):
+                    return int(line.split()[1]), zombie
+    except (OSError, ValueError, IndexError):
+        pass
+    return None, False
+
+
+def describe_signal(returncode: int) -> str:
+    """``-9`` -> ``"killed by SIGKILL"``, ``3`` -> ``"exit code 3"``."""
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exit code {returncode}"
+
+
+def errno_name(code: int) -> str:
+    return errno.errorcode.get(code, str(code))
