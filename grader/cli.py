@@ -30,12 +30,14 @@ from __future__ import annotations
 
 import argparse
 import ast
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from grader.check.results import format_points
+from grader.errors import Lab3Error, UsageError
 from grader.options import (  # noqa: F401 (the validators' old home)
     add_option,
     parse_course,
@@ -181,22 +183,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(list(argv) if argv is not None else None)
     except SystemExit as exc:  # --help (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else 2
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except Lab3Error as exc:  # the one place errors become exit codes (grader/errors.py)
+        print(printable(f"lab3 {args.command}: {exc.label}: {exc}"), file=sys.stderr)
+        return exc.exit_code
+    except BrokenPipeError:
+        # `lab3 points | head`: the reader left; Python's documented way to leave quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 def _grade(args: argparse.Namespace) -> int:
-    from grader.run.batch import GraderError, UsageError, grade_batch
+    from grader.run.batch import grade_batch
 
     options = {k: v for k, v in vars(args).items() if k not in ("command", "handler")}
     submissions = options.pop("submissions")
-    try:
-        result = grade_batch(submissions, **options)
-    except UsageError as exc:
-        print(f"lab3 grade: error: {exc}", file=sys.stderr)
-        return 2
-    except GraderError as exc:
-        print(f"lab3 grade: grader problem: {exc}", file=sys.stderr)
-        return 1
+    result = grade_batch(submissions, **options)
     print(printable(result.table))
     out = Path(args.out).resolve()
     print(f"\nfeedback pages: {out}/<submission>/feedback.html; summary: {out / 'summary.csv'}; "
@@ -207,44 +210,22 @@ def _grade(args: argparse.Namespace) -> int:
 
 
 def _gradescope(args: argparse.Namespace) -> int:
-    from grader.course import CourseError
     from grader.outputs.gradescope import build_autograder_zip
-    from grader.refdata.weights import WeightsError
-    from grader.run.batch import GraderError
-    from grader.run.variant import SecretError
 
-    try:
-        path = build_autograder_zip(args.zip_path, weights=args.weights, timeout=args.timeout,
-                                    secret=args.secret, course=args.course)
-    except (WeightsError, SecretError, CourseError) as exc:
-        print(f"lab3 gradescope: error: {exc}", file=sys.stderr)
-        return 2
-    except GraderError as exc:
-        print(f"lab3 gradescope: grader problem: {exc}", file=sys.stderr)
-        return 1
+    path = build_autograder_zip(args.zip_path, weights=args.weights, timeout=args.timeout,
+                                secret=args.secret, course=args.course)
     print(f"Gradescope autograder written to {path}")
     return 0
 
 
 def _release(args: argparse.Namespace) -> int:
     try:
-        from grader.distribute.release import ReleaseError, build_release
+        from grader.distribute.release import build_release
     except ImportError:
-        print("lab3 release: error: run it in the instructor's repository (a student release "
-              "cannot make another)", file=sys.stderr)
-        return 2
-    from grader.course import CourseError
-    from grader.refdata.weights import WeightsError
-
-    try:
-        path, records = build_release(args.out_dir, weights=args.weights, force=args.force,
-                                      course=args.course)
-    except (WeightsError, CourseError) as exc:
-        print(f"lab3 release: error: {exc}", file=sys.stderr)
-        return 2
-    except ReleaseError as exc:
-        print(f"lab3 release: error: {exc}", file=sys.stderr)
-        return 1
+        raise UsageError("run it in the instructor's repository (a student release cannot "
+                         "make another)") from None
+    path, records = build_release(args.out_dir, weights=args.weights, force=args.force,
+                                  course=args.course)
     print(f"student release written to {path}")
     for line in records:
         print(f"  {line}")
@@ -287,14 +268,9 @@ def points_markdown(course=None) -> str:
 
 
 def _points(args: argparse.Namespace) -> int:
-    from grader.course import CourseError, find_course
+    from grader.course import find_course
 
-    try:
-        course = find_course(args.course)
-    except CourseError as exc:
-        print(f"lab3 points: error: {exc}", file=sys.stderr)
-        return 2
-    print(points_markdown(course))
+    print(points_markdown(find_course(args.course)))
     return 0
 
 

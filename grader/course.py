@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grader.errors import CourseError
 from grader.points import CHECKS, TASKS, effective_checks, total_points
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -40,10 +41,6 @@ COURSE_ENV = "LAB3_COURSE_FILE"
 NO_COURSE = "none"
 # More than this for one check is a typo (the whole lab is 100).
 MAX_CHECK_POINTS = 1000
-
-
-class CourseError(ValueError):
-    """The course file cannot be used; the message says what to change."""
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from grader.errors import CheckFailed
 from grader.probe.records import Record
 from grader.refdata.weights import ResolvedWeights
 
@@ -46,10 +47,6 @@ def share(outcomes: dict[str, Outcome], hint: str) -> Outcome:
         return passed("; ".join(o.message for o in outcomes.values()))
     wrong = "; ".join(o.message for o in outcomes.values() if not o.passed)
     return partial(len(good) / len(outcomes), f"{wrong}; {hint}")
-
-
-class CheckFailed(Exception):
-    """Raised inside a check: 0 points, ``str(exc)`` is the student's message."""
 
 
 @dataclass

@@ -47,6 +47,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
+from grader.errors import ReleaseError
 from grader.probe.records import Record
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -69,10 +70,6 @@ _MIN_SOURCE_LINE = 30
 # Modes of what the release holds (publish_modes).
 DIR_MODE = 0o755
 FILE_MODE = 0o644
-
-
-class ReleaseError(RuntimeError):
-    """The release cannot be built (no reference records, or the audit found a leak)."""
 
 
 def build_release(

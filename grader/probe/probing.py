@@ -26,15 +26,12 @@ import numpy as np
 import torch
 from PIL import Image
 
+from grader.errors import ImplementationError  # noqa: F401 (raised here; importable from here as before)
 from grader.probe.records import Record, plain, type_name
 from grader.refdata.weights import ResolvedWeights
 from grader.settings import ProbeSettings
 
 MAX_TRACEBACK = 4000
-
-
-class ImplementationError(Exception):
-    """The implementation under test could not be imported; the message says why."""
 
 
 @dataclass

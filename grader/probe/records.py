@@ -20,6 +20,8 @@ from typing import Any
 
 import torch
 
+from grader.errors import RecordError
+
 # Caps on what a record may hold; a record beyond them is refused as a whole.
 MAX_JSON_BYTES = 4 * 1024 * 1024
 MAX_TENSOR_BYTES = 96 * 1024 * 1024
@@ -31,10 +33,6 @@ MAX_ITEMS = 10_000  # per list, tuple or dict in plain()
 ALLOWED_DTYPES = frozenset(
     {torch.float32, torch.float64, torch.float16, torch.int64, torch.int32, torch.uint8, torch.bool}
 )
-
-
-class RecordError(ValueError):
-    """A record is malformed or over its caps; the message says which part."""
 
 
 @dataclass

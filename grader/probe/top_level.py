@@ -41,6 +41,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from grader.errors import OfflineError, RunTimeout
+
 HANDOUT_LABELS_URL = ("https://s3.amazonaws.com/deep-learning-models/image-models/"
                       "imagenet_class_index.json")
 HANDOUT_PHOTO_URL = "https://images.pexels.com/photos/20816519/pexels-photo-20816519.jpeg"
@@ -50,15 +52,6 @@ TOP_LEVEL_FILE = "top_level_source.txt"
 RUN_SECONDS = 300.0
 MAX_OUTPUT = 20_000
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
-
-
-class OfflineError(ConnectionError):
-    """A URL the grader's offline stand-ins do not answer."""
-
-
-class RunTimeout(BaseException):
-    """Raised inside the submission's code when its time budget is spent (a BaseException,
-    so ``except Exception`` in the submission does not swallow it)."""
 
 
 @dataclass

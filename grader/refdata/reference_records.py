@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from grader.errors import ReferenceUnavailable
 from grader.probe.records import Record, RecordError
 from grader.refdata.weights import ResolvedWeights, cache_dir
 from grader.settings import ProbeSettings
@@ -30,10 +31,6 @@ from grader.tasks import TASK_NAMES
 SHIPPED_DIR = Path(__file__).resolve().parent / "reference_records"
 # The hidden checks' probing (grader/hidden/, absent from a student release) counts too.
 _PROBE_SOURCES = ("probe", "tasks", "hidden", "settings.py")
-
-
-class ReferenceUnavailable(RuntimeError):
-    """No reference records exist for these weights and reference/ is not importable."""
 
 
 @dataclass(frozen=True)

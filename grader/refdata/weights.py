@@ -34,6 +34,8 @@ from typing import Literal
 import numpy as np
 import torch
 
+from grader.errors import WeightsError
+
 CHECKPOINT_NAME = "resnet34-b627a593.pth"
 # Marks a torch home made by activate(): a child process inheriting TORCH_HOME must not take
 # it for the user's own hub cache (it holds the stand-in under the pretrained file's name).
@@ -53,10 +55,6 @@ STANDIN_FINGERPRINT = "0b4a54e184ac224676c5dc102755ad4bb65ac004b5db83f891d2a8943
 
 WeightsKind = Literal["pretrained", "standin", "checkpoint"]
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,})\.pth?$")
-
-
-class WeightsError(RuntimeError):
-    """The requested weights cannot be used; the message says what to change."""
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.check.results import format_points
+from grader.errors import GraderError, Interrupted, UsageError
 from grader.outputs.report import (
     ANSWERS_FILE,
     SUMMARY_FILE,
@@ -98,18 +99,6 @@ POLL_SECONDS = 0.05
 MEMORY_SAMPLE_SECONDS = 0.25
 MAX_PROGRESS_BYTES = 64 * 1024
 _SKIP_DIRS = frozenset({"__pycache__", ".git", ".ipynb_checkpoints", ".venv"})
-
-
-class UsageError(Exception):
-    """A bad command line or environment (exit code 2); the message says what to change."""
-
-
-class GraderError(Exception):
-    """The grader itself cannot work (exit code 1): no reference records, broken checks."""
-
-
-class Interrupted(Exception):
-    """The batch was stopped (Ctrl-C); finished submissions are kept."""
 
 
 # --------------------------------------------------------------------------- submissions

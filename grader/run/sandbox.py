@@ -53,6 +53,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from grader.errors import SandboxError
 from grader.run import cgroup
 
 SandboxMode = Literal["auto", "bwrap", "none"]
@@ -103,10 +104,6 @@ def isolate_ipc_and_keyring() -> tuple[bool, bool]:
     keyring = (_SYSCALL is not None and _SYS_KEYCTL is not None
                and _SYSCALL(_SYS_KEYCTL, _KEYCTL_JOIN_SESSION_KEYRING, None) >= 0)
     return ipc, keyring
-
-
-class SandboxError(RuntimeError):
-    """The requested sandbox cannot be used here; the message says why and what to do."""
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ import secrets
 from dataclasses import replace
 from pathlib import Path
 
+from grader.errors import SecretError
 from grader.settings import DEFAULT_SETTINGS, ProbeSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -33,10 +34,6 @@ SECRET_ENV = "LAB3_COURSE_SECRET"
 SECRET_BYTES = 32
 # Bump when the derivation changes: a new version means new graded inputs for every course.
 _DERIVATION = b"lab3 graded variant v1"
-
-
-class SecretError(ValueError):
-    """The course secret file is unreadable or malformed; the message says what to do."""
 
 
 def secret_path(explicit: str | os.PathLike[str] | None = None) -> Path:

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from grader.errors import WorkerError
 from grader.run import cgroup, sandbox
 
 # Importing torch, torchvision (with torch._dynamo), Captum and matplotlib: ~3 s on an
@@ -34,10 +35,6 @@ STOP_TIMEOUT = 10.0
 # CAP_SYS_ADMIN: each forked child unshares a new IPC namespace before it drops to its uid
 # (consecutive submissions of one worker share the sandbox's namespaces otherwise).
 ZYGOTE_CAPABILITIES = ("CAP_KILL", "CAP_FOWNER", "CAP_DAC_OVERRIDE", "CAP_SYS_ADMIN")
-
-
-class WorkerError(RuntimeError):
-    """The warm process could not be started or stopped answering; the message says why."""
 
 
 class WarmWorker:

@@ -61,6 +61,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
+from grader.errors import ParseInterrupted
 from grader.points import TASKS
 from grader.probe.probing import ImplementationError
 
@@ -829,10 +830,6 @@ class _ParseBudget:
             raise ImplementationError(
                 f"{self.name}: reading the notebook took over {self.seconds:g} s and was "
                 "stopped; hand in the lab's notebook with your code (no generated code)")
-
-
-class ParseInterrupted(Exception):
-    """Raised from :func:`build_package` when ``should_stop`` says so."""
 
 
 def _check_bounds(name: str, cells: list[dict]) -> None:
