@@ -49,8 +49,7 @@ from grader.options import (  # noqa: F401 (the validators' old home)
     parse_weights_spec,
 )
 from grader.outputs.terminal import printable
-
-BATCH_SOURCE = Path(__file__).resolve().parent / "run" / "batch.py"
+from grader.paths import BATCH_SOURCE
 
 
 def grade_defaults() -> dict[str, Any]:

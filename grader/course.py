@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.errors import CourseError
+from grader.paths import PROJECT_ROOT
 from grader.points import CHECKS, TASKS, effective_checks, total_points
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_COURSE_PATH = PROJECT_ROOT / ".lab3" / "course.toml"
 COURSE_ENV = "LAB3_COURSE_FILE"
 NO_COURSE = "none"

@@ -34,11 +34,12 @@ import pytest
 
 from grader.check.results import CheckResult, GradeReport, TaskResult
 from grader.options import add_option, parse_impl_spec  # noqa: F401 (its old home)
+from grader.paths import PROJECT_ROOT
 from grader.points import CHECKS, CheckSpec, effective_checks, task_spec
 from grader.refdata.weights import ResolvedWeights, activate, resolve_weights
 from grader.settings import DEFAULT_SETTINGS
 
-_REPO = Path(__file__).resolve().parent.parent
+_REPO = PROJECT_ROOT
 _LAB_TESTS = _REPO / "tests" / "lab"
 _LAB_CONFIG = _REPO / "pyproject.toml"
 DEFAULT_IMPL = "reference"

@@ -48,10 +48,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from grader.errors import ReleaseError
+from grader.paths import PROJECT_ROOT, RELEASE_README
 from grader.probe.records import Record
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-RELEASE_README = Path(__file__).resolve().parent / "release_README.md"
 COPIED = ("student_template", "grader", "tests/lab", "conftest.py", "constraints.txt")
 # release.py names the hidden checks and needs reference/: an instructor tool, it stays home.
 # grader/hidden/ (HIDDEN_DIR) holds the hidden checks: left out whole (see _ignore).

@@ -27,7 +27,9 @@ import tomllib
 import zipfile
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+from grader.files import atomic_path
+from grader.paths import PROJECT_ROOT
+
 # setup.sh looks for python3, then python3.<MAX_PYTHON_MINOR> down to the oldest minor
 # pyproject.toml's requires-python allows (:func:`min_python`).
 MAX_PYTHON_MINOR = 14
@@ -194,15 +196,20 @@ def build_autograder_zip(
             "setup.sh": setup_script(resolved.kind),
             "run_autograder": RUN_AUTOGRADER.format(weights=weights_arg, timeout=timeout),
         }
-        partial = target.with_name(f".{target.name}.tmp")
-        with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
-            for name, text in files.items():
-                info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
-                info.external_attr = 0o100755 << 16  # executable scripts
-                info.compress_type = zipfile.ZIP_DEFLATED
-                archive.writestr(info, text)
-            for path in sorted(source.rglob("*")):
-                if path.is_file():
-                    archive.write(path, path.relative_to(source).as_posix())
-        os.replace(partial, target)
+        with atomic_path(target) as partial:
+            _write_zip(partial, files, source)
+            os.chmod(partial, 0o644)  # the instructor uploads it; mkstemp made it 0600
     return target
+
+
+def _write_zip(partial: Path, files: dict[str, str], source: Path) -> None:
+    """The autograder zip: ``files`` (executable scripts) and everything under ``source``."""
+    with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, text in files.items():
+            info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+            info.external_attr = 0o100755 << 16  # executable scripts
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, text)
+        for path in sorted(source.rglob("*")):
+            if path.is_file():
+                archive.write(path, path.relative_to(source).as_posix())

@@ -21,9 +21,7 @@ import csv
 import html
 import io
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from grader import files
 from grader.check.results import GradeReport, format_points
 from grader.outputs.terminal import printable
 from grader.points import TASKS, task_spec
@@ -55,17 +54,9 @@ UNLOADED_STATUSES = ("ungradable", "not_found")
 
 
 def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    """Write ``data`` to ``path`` atomically (:func:`grader.files.atomic_write`), readable by
+    all (the outputs are the instructor's to share)."""
+    files.atomic_write(path, data, mode=0o644)
 
 
 def summary_entry(

@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 from torchvision import transforms
 
+from grader.paths import FIXTURES_DIR
 from grader.settings import DEFAULT_SETTINGS, ProbeSettings
 
-FIXTURES_DIR = Path(__file__).resolve().parents[2] / "fixtures"
 IMAGES_DIR = FIXTURES_DIR / "images"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

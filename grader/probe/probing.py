@@ -27,6 +27,7 @@ import torch
 from PIL import Image
 
 from grader.errors import ImplementationError  # noqa: F401 (raised here; importable from here as before)
+from grader.paths import TEMPLATE_DIR
 from grader.probe.records import Record, plain, type_name
 from grader.refdata.weights import ResolvedWeights
 from grader.settings import ProbeSettings
@@ -102,7 +103,6 @@ class ProbeContext:
         return copy.deepcopy(self._base_model).to(self.device)
 
 
-TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "student_template"
 
 
 @functools.cache

@@ -12,8 +12,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from typing import Any
 import torch
 
 from grader.errors import RecordError
+from grader.files import atomic_write
 
 # Caps on what a record may hold; a record beyond them is refused as a whole.
 MAX_JSON_BYTES = 4 * 1024 * 1024
@@ -62,8 +61,8 @@ class Record:
         payload = json.dumps({"task": self.task, "data": self.data}, allow_nan=False)
         if tensors:
             plain = {k: v.detach().cpu().contiguous() for k, v in self.tensors.items()}
-            _atomic_write(directory / f"{self.task}.safetensors", save_tensors(plain))
-        _atomic_write(directory / f"{self.task}.json", payload.encode())
+            atomic_write(directory / f"{self.task}.safetensors", save_tensors(plain))
+        atomic_write(directory / f"{self.task}.json", payload.encode())
 
     @classmethod
     def load(cls, directory: Path, task: str) -> Record:
@@ -208,11 +207,3 @@ def type_name(value: Any) -> str:
     return f"{t.__module__}.{t.__qualname__}"
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)

@@ -23,12 +23,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from grader.errors import ReferenceUnavailable
+from grader.paths import GRADER_DIR, SHIPPED_RECORDS_DIR
 from grader.probe.records import Record, RecordError
 from grader.refdata.weights import ResolvedWeights, cache_dir
 from grader.settings import ProbeSettings
 from grader.tasks import TASK_NAMES
 
-SHIPPED_DIR = Path(__file__).resolve().parent / "reference_records"
+SHIPPED_DIR = SHIPPED_RECORDS_DIR
 # The hidden checks' probing (grader/hidden/, absent from a student release) counts too.
 _PROBE_SOURCES = ("probe", "tasks", "hidden", "settings.py")
 
@@ -61,7 +62,7 @@ class ReferenceRecords:
 
 def probe_code_hash() -> str:
     """sha256 (12 hex) over the grader's probe code; any edit invalidates cached records."""
-    root = Path(__file__).resolve().parents[1]
+    root = GRADER_DIR
     h = hashlib.sha256()
     for name in _PROBE_SOURCES:
         path = root / name

@@ -24,7 +24,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ import numpy as np
 import torch
 
 from grader.errors import WeightsError
+from grader.files import atomic_path, atomic_write
 
 CHECKPOINT_NAME = "resnet34-b627a593.pth"
 # Marks a torch home made by activate(): a child process inheriting TORCH_HOME must not take
@@ -236,7 +236,8 @@ def standin_weights() -> ResolvedWeights:
         if fingerprint == _expected_standin_fingerprint():
             return ResolvedWeights(kind="standin", path=path, sha256=fingerprint)
     state = make_standin_state_dict()
-    _atomic_torch_save(state, path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
     return ResolvedWeights(kind="standin", path=path, sha256=_fingerprint(state))
 
 
@@ -407,7 +408,7 @@ def _sha256_file(path: Path) -> str:
     memo = memo if isinstance(memo, dict) else {}
     memo[key] = digest
     try:
-        _atomic_write_bytes(memo_file, json.dumps(memo).encode())
+        atomic_write(memo_file, json.dumps(memo).encode())
     except OSError:
         pass  # a read-only cache only costs the re-hash next time
     return digest
@@ -424,28 +425,6 @@ def _fingerprint(state: dict[str, torch.Tensor]) -> str:
 
 def _expected_standin_fingerprint() -> str:
     return STANDIN_FINGERPRINT
-
-
-def _atomic_torch_save(obj: object, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 STANDIN_CAPTION = "stand-in weights: not ImageNet predictions"

@@ -54,12 +54,12 @@ from pathlib import Path
 from typing import Literal
 
 from grader.errors import SandboxError
+from grader.paths import PROJECT_ROOT
 from grader.run import cgroup
 
 SandboxMode = Literal["auto", "bwrap", "none"]
 SANDBOX_MODES: tuple[str, ...] = ("auto", "bwrap", "none")
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # First uid of the sandbox users (a child gets one from [base, base + UID_SPAN)). High
 # and unnamed on purpose: no real account or daemon owns one, so "kill every process
 # of this uid" only ever hits a submission's own processes. Override with

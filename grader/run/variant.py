@@ -26,9 +26,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from grader.errors import SecretError
+from grader.paths import PROJECT_ROOT
 from grader.settings import DEFAULT_SETTINGS, ProbeSettings
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SECRET_PATH = PROJECT_ROOT / ".lab3" / "course-secret"
 SECRET_ENV = "LAB3_COURSE_SECRET"
 SECRET_BYTES = 32

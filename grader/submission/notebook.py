@@ -62,6 +62,7 @@ from functools import cache
 from pathlib import Path
 
 from grader.errors import ParseInterrupted
+from grader.paths import PROJECT_ROOT
 from grader.points import TASKS
 from grader.probe.probing import ImplementationError
 
@@ -69,7 +70,7 @@ from grader.probe.probing import ImplementationError
 from grader.refdata.weights import STANDIN_CAPTION, mark_standin  # noqa: F401
 from grader.tasks.answers import ANSWER_PROMPT
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = PROJECT_ROOT
 TEMPLATE_DIR = ROOT / "student_template"
 REFERENCE_DIR = ROOT / "reference"
 TASK_MODULES = tuple(t.module for t in TASKS if t.module != "answers")

@@ -22,13 +22,12 @@ Check ``answered``
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from grader.check.checking import CheckContext, CheckFailed, Outcome, passed
+from grader.paths import TEMPLATE_ANSWERS
 from grader.probe.probing import ProbeContext, new_record
 from grader.probe.records import Record
 
-TEMPLATE_ANSWERS = Path(__file__).resolve().parents[2] / "student_template" / "answers.md"
 MIN_WORDS = 20
 MAX_ANSWER_CHARS = 20_000
 # What the generated notebook's answer cells hold until the student writes (grader/submission/notebook.py).
