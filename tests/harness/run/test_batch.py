@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from grader.cli import main
-from grader.points import checks_of, total_points
+from grader.points import CHECKS, checks_of, total_points
 from tests.harness.table import check_points, task_points
 
 REPO = Path(__file__).resolve().parents[3]
@@ -217,6 +217,12 @@ def test_template_gets_0_with_a_message_for_every_check(batch: BatchRun) -> None
     assert "unanswered" in batch.messages("student_template", "answers")
 
 
+@pytest.mark.parametrize("check", [c for c in CHECKS if c.task in TASKS], ids=lambda c: c.id)
+def test_reference_and_template_on_each_check_of_the_table(batch: BatchRun, check) -> None:
+    assert batch.checks("reference", check.task)[check.name]["score"] == check.points
+    assert batch.checks("student_template", check.task)[check.name]["score"] == 0
+
+
 def test_partly_correct_loses_only_what_it_gets_wrong(batch: BatchRun) -> None:
     failed = [n for n, c in batch.checks("partial", "preprocessing").items() if not c["passed"]]
     assert "pipeline_structure" in failed and "output_photos" in failed
@@ -362,14 +368,44 @@ def test_python_m_grader_grade(tmp_path: Path) -> None:
     _assert_gradescope_shape(json.loads((out / "student_template" / "results.json").read_text()))
 
 
-@pytest.mark.slow
-def test_full_reference_gets_100_through_lab3_grade(tmp_path: Path) -> None:
-    # Two references side by side at -j 2: their checks run at the same time in two
-    # threads of the parent (each with its own trusted model).
+@pytest.fixture(scope="module")
+def full_batch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every task of the reference, a copy of it and the template, graded by ``lab3 grade``.
+
+    Two references side by side at -j 2: their checks run at the same time in two
+    threads of the parent (each with its own trusted model).
+    """
+    tmp_path = tmp_path_factory.mktemp("full")
     copy = build(tmp_path, "reference_copy", {})
     out = tmp_path / "out"
     assert main(["grade", "reference", str(copy), "student_template", "--out", str(out),
                  "-j", "2", "-q"]) == 0
+    return out
+
+
+def _check_scores(out: Path, name: str, task: str) -> dict[str, float]:
+    results = json.loads((out / name / "report.json").read_text())["report"]
+    (entry,) = [t for t in results["tasks"] if t["task"] == task]
+    return {c["name"]: c["score"] for c in entry["checks"]}
+
+
+# Generated from the points table, one test per check (ids: task::check), so a check added,
+# removed or reweighted in grader/points.py is tested without editing this file.
+@pytest.mark.slow
+@pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.id)
+def test_the_reference_earns_each_checks_table_points(full_batch: Path, check) -> None:
+    assert _check_scores(full_batch, "reference", check.task)[check.name] == check.points
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.id)
+def test_the_template_earns_nothing_on_any_check(full_batch: Path, check) -> None:
+    assert _check_scores(full_batch, "student_template", check.task)[check.name] == 0
+
+
+@pytest.mark.slow
+def test_full_reference_gets_100_through_lab3_grade(full_batch: Path) -> None:
+    out = full_batch
     for name in ("reference", "reference_copy"):
         results = json.loads((out / name / "results.json").read_text())
         assert results["score"] == results["max_score"] == total_points(), results["output"]
