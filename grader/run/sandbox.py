@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import errno
 import os
 import resource
 import secrets
@@ -57,7 +56,6 @@ from grader.errors import SandboxError
 from grader.paths import PROJECT_ROOT
 from grader.run import cgroup
 
-SandboxMode = Literal["auto", "bwrap", "none"]
 SANDBOX_MODES: tuple[str, ...] = ("auto", "bwrap", "none")
 
 # First uid of the sandbox users (a child gets one from [base, base + UID_SPAN)). High
@@ -627,7 +625,3 @@ def describe_signal(returncode: int) -> str:
         except ValueError:
             return f"killed by signal {-returncode}"
     return f"exit code {returncode}"
-
-
-def errno_name(code: int) -> str:
-    return errno.errorcode.get(code, str(code))

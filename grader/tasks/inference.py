@@ -82,14 +82,6 @@ ECF_NOTE = ("equals the trusted model's prediction on your own preprocessing (it
             "are charged in Task 2)")
 
 
-def grader_labels() -> dict[int, str]:
-    """Class index -> torchvision's class name (the grader's own, not the student's).
-
-    A new dict each call: one given to student code may be changed by it.
-    """
-    return dict(enumerate(_categories()))
-
-
 @functools.cache
 def _categories() -> tuple[str, ...]:
     from torchvision.models import ResNet34_Weights
