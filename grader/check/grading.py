@@ -10,7 +10,7 @@ from pathlib import Path
 from grader.check.checking import CheckContext, CheckFailed, Outcome
 from grader.check.results import CheckResult, GradeReport, TaskResult
 from grader.points import SWITCHED_OFF, Course, checks_of
-from grader.probe.probing import ImplementationError, ProbeContext, _student_traceback
+from grader.probe.probing import ImplementationError, ProbeContext, student_traceback
 from grader.probe.records import Record
 from grader.tasks import TASK_NAMES, probe_task_record, task_checks, task_module
 
@@ -31,7 +31,7 @@ def probe_task(task: str, ctx: ProbeContext) -> Record:
             raise
         record = Record(task=task, data={
             "probe_error": f"{type(exc).__name__}: {exc}"[:2000],
-            "traceback": _student_traceback(exc)[-4000:],
+            "traceback": student_traceback(exc)[-4000:],
         })
     record.task = task
     if urls:

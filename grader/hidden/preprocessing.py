@@ -11,7 +11,7 @@ Probe
 
 Check
     The outputs equal the reference's, as Task 2's photo outputs do (the same comparison,
-    the Resize((256, 256)) rule included: :func:`grader.tasks.preprocessing._outputs`).
+    the Resize((256, 256)) rule included: :func:`grader.tasks.preprocessing.compare_outputs`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from grader.check.checking import CheckContext, Outcome
 from grader.probe.inputs import image_paths
 from grader.probe.probing import ProbeContext, call, put_tensor
 from grader.probe.records import Record
-from grader.tasks.preprocessing import ARRAY_PREFIX, _array_input, _outputs
+from grader.tasks.preprocessing import ARRAY_PREFIX, array_input, compare_outputs
 
 
 def probe(ctx: ProbeContext, record: Record) -> None:
@@ -30,7 +30,7 @@ def probe(ctx: ProbeContext, record: Record) -> None:
     mod = ctx.module("preprocessing")
     photo = ctx.settings.rng("preprocessing-edges").choice(image_paths("photo"))
     edges: list[tuple[str, Any]] = [(p.name, str(p)) for p in image_paths("edge")]
-    edges.append((ARRAY_PREFIX + photo.name, _array_input(photo)))
+    edges.append((ARRAY_PREFIX + photo.name, array_input(photo)))
     record.data["edges"] = [name for name, _ in edges]
     for i, (_, source) in enumerate(edges):
         out = call(record, f"edge_{i}", mod.preprocess_image, source)
@@ -38,7 +38,7 @@ def probe(ctx: ProbeContext, record: Record) -> None:
 
 
 def check_output_edge_cases(student: Record, reference: Record, ctx: CheckContext) -> Outcome:
-    return _outputs(student, reference, "edges", "edge", ctx)
+    return compare_outputs(student, reference, "edges", "edge", ctx)
 
 
 CHECKS = {

@@ -185,7 +185,7 @@ def call(record: Record, name: str, fn: Callable[..., Any], *args: Any, **kwargs
             "not_implemented": isinstance(exc, NotImplementedError),
             "error_type": type(exc).__name__,
             "message": _safe_str(exc)[:2000],
-            "traceback": _student_traceback(exc)[-MAX_TRACEBACK:],
+            "traceback": student_traceback(exc)[-MAX_TRACEBACK:],
         }
     outcome["seconds"] = round(time.perf_counter() - start, 4)
     record.data["calls"][name] = outcome
@@ -203,7 +203,7 @@ def _safe_str(exc: BaseException) -> str:
         return f"<{type(exc).__name__} with an unprintable message>"
 
 
-def _student_traceback(exc: BaseException) -> str:
+def student_traceback(exc: BaseException) -> str:
     try:
         frames = traceback.extract_tb(exc.__traceback__)
         # Drop the grader's own frames so the student sees where *their* code failed.

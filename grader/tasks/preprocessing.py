@@ -150,7 +150,7 @@ def _as_given(desc: dict[str, Any], scratch: Path, i: int) -> Any:
     return image
 
 
-def _array_input(photo: Path) -> np.ndarray:
+def array_input(photo: Path) -> np.ndarray:
     """The numpy input: ``(H, W, 3)`` uint8 pixels of a photo, as stored (no EXIF turn)."""
     with Image.open(photo) as img:
         return np.asarray(img.convert("RGB")).copy()
@@ -366,8 +366,10 @@ def check_pipeline_structure(student: Record, reference: Record, ctx: CheckConte
     return partial(correct / len(expected), message)
 
 
-def _outputs(student: Record, reference: Record, key: str, prefix: str,
-             ctx: CheckContext) -> Outcome:
+def compare_outputs(student: Record, reference: Record, key: str, prefix: str,
+                    ctx: CheckContext) -> Outcome:
+    """The student's preprocessed tensors of the inputs listed under ``key`` (tensors named
+    ``<prefix>_<i>``) against the reference's: Task 2's output checks, visible and hidden."""
     names = reference.data.get(key)
     if not isinstance(names, list) or not names:
         raise CheckFailed(f"no reference outputs recorded for {key} (grader set-up problem)")
@@ -446,7 +448,7 @@ def _output_problem(student: Record, name: str, expected: torch.Tensor) -> str |
 
 
 def check_output_photos(student: Record, reference: Record, ctx: CheckContext) -> Outcome:
-    return _outputs(student, reference, "photos", "photo", ctx)
+    return compare_outputs(student, reference, "photos", "photo", ctx)
 
 
 # ------------------------------------------------ the squash variant, computed by the grader
@@ -500,7 +502,7 @@ def _trusted_image(name: str, kind: str) -> Image.Image | None:
     if path is None or path.parent != IMAGES_DIR:
         return None
     if array:
-        return Image.fromarray(_array_input(path))
+        return Image.fromarray(array_input(path))
     # The template's given loader (the same code as the reference's, tested to be identical):
     # it ships with the grader, so the release can build this expectation too.
     from student_template.preprocessing import load_image
