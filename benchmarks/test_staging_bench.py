@@ -5,9 +5,9 @@ class batch: add ``-m slow``). No child is started in the first benchmark: the p
 work is called directly, for ``COUNT`` submissions of one kind at a time (copies of
 ``reference/`` as folders, as zips, and as the reference notebook, ``lab3.ipynb``):
 
-- ``find``: :func:`grader.run.batch.find_submissions` on a fresh ``--out`` (resolving each
-  argument, the content hash, :func:`~grader.run.batch._assign_names`);
-- ``stage``: :func:`grader.run.batch.stage` into a scratch folder (a zip extracted, a notebook
+- ``find``: :func:`grader.run.staging.find_submissions` on a fresh ``--out`` (resolving each
+  argument, the content hash, :func:`~grader.run.staging._assign_names`);
+- ``stage``: :func:`grader.run.staging.stage` into a scratch folder (a zip extracted, a notebook
   parsed into modules);
 - ``write``: :func:`grader.outputs.report.write_submission` of an ungradable-shaped report
   (log.txt, feedback.html, report.json, results.json);
@@ -58,7 +58,8 @@ import pytest
 from grader.outputs.report import all_entries, write_submission, write_summary
 from grader.probe.records import Record
 from grader.run import sandbox
-from grader.run.batch import _already_graded, find_submissions, grade_batch, stage
+from grader.run.batch import _already_graded, grade_batch
+from grader.run.staging import find_submissions, stage
 
 REPO = Path(__file__).resolve().parents[1]
 COUNT = 20  # submissions per kind: enough that per-batch costs (imports, caches) are not the figure

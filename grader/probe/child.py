@@ -1,6 +1,6 @@
 """The child process of ``lab3 grade``: probes one submission, writes records, nothing else.
 
-Run by :mod:`grader.run.batch` in the submission's scratch copy: under bubblewrap as
+Run by :mod:`grader.run.submission_run` in the submission's scratch copy: under bubblewrap as
 a process forked from the worker slot's warm process (:mod:`grader.run.warm_worker_process` calls
 :func:`main` with the arguments; ``--log`` then names the file for its output),
 otherwise started as ``python -I -B -c <bootstrap> ...`` (see

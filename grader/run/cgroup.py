@@ -2,7 +2,7 @@
 processes of a submission together.
 
 Per-process ``RLIMIT_AS`` lets a submission of N processes use N times the limit, and the
-watchdog in :mod:`grader.run.batch` only samples. Where this machine lets the grader create a
+watchdog in :mod:`grader.run.submission_run` only samples. Where this machine lets the grader create a
 memory cgroup (root, and a cgroup v1 memory controller or cgroup v2 with ``memory``
 enabled below our own group), each child process joins one between fork and exec
 (:func:`grader.run.sandbox.preexec`), every descendant inherits it, and the kernel's OOM killer

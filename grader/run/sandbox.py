@@ -2,7 +2,7 @@
 
 The child runs the grader's probes next to untrusted student code. This module
 builds its command line and the function applied between ``fork`` and ``exec``;
-:mod:`grader.run.batch` starts and watches it.
+:mod:`grader.run.submission_run` starts and watches it.
 
 What every child gets, in both modes:
 

@@ -6,8 +6,8 @@ submission being graded (scratch copy, records, home) is staged there, and
 removed before the next one is. The zygote imports torch and the grader once;
 every probe run is a child forked from it, with the submission's uid, limits,
 environment and log file (see :mod:`grader.run.warm_worker_process` for what it cleans between
-children). :class:`ForkedChild` gives :mod:`grader.run.batch` the same handle as a
-freshly started process: ``poll``, ``stop``, ``output``.
+children). :class:`ForkedChild` gives :mod:`grader.run.submission_run` the same handle as a
+freshly started process (:class:`grader.run.attempt.FreshChild`): ``poll``, ``stop``, ``output``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A batch worker's warm process: imports torch and the grader once, forks a child per probe run.
 
-Started by :class:`grader.run.batch.WarmWorker` inside one worker slot's bubblewrap
+Started by :class:`grader.run.warm_worker.WarmWorker` inside one worker slot's bubblewrap
 sandbox (``python -I -B -c <bootstrap> ...``, see :func:`grader.run.sandbox.child_python`).
 It never runs student code itself:
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from grader.probe.probing import ImplementationError
-from grader.run.batch import Submission, find_submissions, grade_batch, stage
+from grader.run.batch import grade_batch
+from grader.run.staging import Submission, find_submissions, stage
 
 REPO = Path(__file__).resolve().parents[3]
 

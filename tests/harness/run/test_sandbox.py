@@ -20,7 +20,7 @@ import pytest
 from grader.cli import main
 from grader.probe.records import Record
 from grader.run import sandbox
-from grader.run.batch import read_child_record
+from grader.run.readback import read_child_record
 from grader.run.sandbox import OutputCapture
 
 REPO = Path(__file__).resolve().parents[3]
