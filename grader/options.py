@@ -104,7 +104,8 @@ def parse_course(value: str) -> str:
 
 def parse_task_list(value: str) -> str:
     """Type of ``--tasks``: comma-separated task names of grader/points.py."""
-    from grader.run.batch import UsageError, parse_tasks
+    from grader.errors import UsageError
+    from grader.run.batch import parse_tasks
 
     try:
         parse_tasks(value)

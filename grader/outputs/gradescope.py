@@ -153,7 +153,7 @@ def build_autograder_zip(
     from grader.course import DEFAULT_COURSE_PATH, find_course
     from grader.refdata.reference_records import ReferenceUnavailable, reference_for, save_shipped
     from grader.refdata.weights import resolve_weights
-    from grader.run.batch import GraderError
+    from grader.errors import GraderError
     from grader.run.variant import DEFAULT_SECRET_PATH, course_settings, secret_path
 
     course_file = find_course(course)

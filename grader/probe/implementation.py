@@ -135,7 +135,7 @@ def load_implementation(spec: str | Path, *, extract_to: Path | None = None) -> 
     """
     text = str(spec)
     path = Path(text).expanduser()
-    if text in BUILTIN_PACKAGES and not _has_modules(path):
+    if text in BUILTIN_PACKAGES and not has_modules(path):
         module = importlib.import_module(text)
         root = Path(module.__file__).resolve().parent
         return Implementation(text, root, text)
@@ -150,9 +150,9 @@ def load_implementation(spec: str | Path, *, extract_to: Path | None = None) -> 
     if path.is_file():
         if path.suffix.lower() != ".zip":
             raise ImplementationError(f"{text}: expected a folder or a .zip, got a file")
-        path = _extract_zip(path, extract_to)
+        path = extract_zip(path, extract_to)
         extract_to = None  # taken by the zip's files
-    root = _find_root(path.resolve())
+    root = find_root(path.resolve())
     notebook = submitted_notebook(root)
     if notebook is not None:
         return _load_notebook(notebook, extract_to, name=name)
@@ -211,7 +211,7 @@ def _task_number(module: str) -> int | str:
     return next((t.number for t in TASKS if t.module == module), module)
 
 
-def _has_modules(folder: Path) -> bool:
+def has_modules(folder: Path) -> bool:
     return folder.is_dir() and any((folder / f"{m}.py").is_file() for m in TASK_MODULES)
 
 
@@ -231,15 +231,15 @@ def _notebooks(folder: Path) -> list[Path]:
 
 
 def submitted_notebook(root: Path) -> Path | None:
-    """The notebook that is the submission in ``root`` (a folder :func:`_find_root` returned):
+    """The notebook that is the submission in ``root`` (a folder :func:`find_root` returned):
     its only ``.ipynb`` when it holds no task modules, else None."""
-    if _has_modules(root):
+    if has_modules(root):
         return None
     notebooks = _notebooks(root)
     return notebooks[0] if len(notebooks) == 1 else None
 
 
-def _find_root(folder: Path) -> Path:
+def find_root(folder: Path) -> Path:
     """The folder holding the submission in ``folder``: its task modules (at the top, in a
     ``student_template/`` folder, or the same inside the one folder a zip often wraps
     everything in), else the one notebook in one of those places.
@@ -253,7 +253,7 @@ def _find_root(folder: Path) -> Path:
     if len(children) == 1:
         candidates += [children[0], children[0] / "student_template"]
     for candidate in candidates:
-        if _has_modules(candidate):
+        if has_modules(candidate):
             return candidate
     for candidate in candidates:
         notebooks = _notebooks(candidate)
@@ -292,7 +292,7 @@ def _register_package(package: str, root: Path) -> None:
         sys.modules[package] = module
 
 
-def _extract_zip(path: Path, extract_to: Path | None) -> Path:
+def extract_zip(path: Path, extract_to: Path | None) -> Path:
     import tempfile
 
     target = extract_to or Path(tempfile.mkdtemp(prefix=f"lab3-{path.stem}-"))

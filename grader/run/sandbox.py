@@ -223,7 +223,7 @@ class UidPool:
 
     def take(self) -> int:
         with self._lock:
-            busy = {uid for pid in _pids() if (uid := _uid_state(pid)[0]) is not None}
+            busy = {uid for pid in live_pids() if (uid := uid_state(pid)[0]) is not None}
             while self._next in busy:
                 self._next += 1
             uid, self._next = self._next, self._next + 1
@@ -592,17 +592,18 @@ def uid_memory(uid: int) -> int:
 
 def uid_processes(uid: int) -> list[int]:
     """Live (not zombie) pids whose real uid is ``uid``."""
-    return [pid for pid in _pids() if _uid_state(pid) == (uid, False)]
+    return [pid for pid in live_pids() if uid_state(pid) == (uid, False)]
 
 
-def _pids() -> list[int]:
+def live_pids() -> list[int]:
+    """Every pid in /proc now (empty when /proc cannot be read)."""
     try:
         return [int(p) for p in os.listdir("/proc") if p.isdigit()]
     except OSError:
         return []
 
 
-def _uid_state(pid: int) -> tuple[int | None, bool]:
+def uid_state(pid: int) -> tuple[int | None, bool]:
     """(real uid, is a zombie) of ``pid``; (None, False) when it is gone."""
     zombie = False
     try:

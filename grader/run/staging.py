@@ -29,9 +29,9 @@ from grader.probe.implementation import (
     BUILTIN_PACKAGES,
     MAX_ZIP_BYTES,
     MAX_ZIP_FILES,
-    _extract_zip,
-    _find_root,
-    _has_modules,
+    extract_zip,
+    find_root,
+    has_modules,
     submitted_notebook,
 )
 from grader.probe.probing import ImplementationError
@@ -85,7 +85,7 @@ def find_submissions(specs: Sequence[str], out: Path | None = None) -> list[Subm
         path = Path(spec).expanduser()
         problem = None
         missing = False
-        if spec in BUILTIN_PACKAGES and not _has_modules(path):
+        if spec in BUILTIN_PACKAGES and not has_modules(path):
             found_spec = importlib.util.find_spec(spec)
             if found_spec is None or not found_spec.submodule_search_locations:
                 path, problem, missing = None, f"{spec}: the package is not installed", True
@@ -212,8 +212,8 @@ def stage(sub: Submission, dest: Path, unpack: Path, *,
     notebook = source if source.suffix.lower() in (".ipynb", ".py") else None
     if notebook is None:
         if source.is_file():
-            source = _extract_zip(source, unpack)
-        root = _find_root(source)
+            source = extract_zip(source, unpack)
+        root = find_root(source)
         _refuse_linked_root(source, root)
         # A folder or zip whose only submission file is a notebook (a Gradescope upload).
         notebook = submitted_notebook(root)

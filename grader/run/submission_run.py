@@ -435,8 +435,8 @@ def _tail(text: str, n: int) -> str:
 
 def _user_tasks(uid: int) -> int:
     count = 0
-    for pid in sandbox._pids():
-        if sandbox._uid_state(pid)[0] == uid:
+    for pid in sandbox.live_pids():
+        if sandbox.uid_state(pid)[0] == uid:
             with contextlib.suppress(OSError):
                 count += len(os.listdir(f"/proc/{pid}/task"))
     return count

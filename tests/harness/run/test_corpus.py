@@ -134,8 +134,8 @@ def _leftover_processes(names: list[str]) -> list[str]:
     """
     marks = [f"-{name}/".encode() for name in names]
     found = []
-    for pid in sandbox._pids():
-        uid, zombie = sandbox._uid_state(pid)
+    for pid in sandbox.live_pids():
+        uid, zombie = sandbox.uid_state(pid)
         if uid is None or zombie or pid == os.getpid():
             continue
         try:
@@ -151,7 +151,7 @@ def _leftover_processes(names: list[str]) -> list[str]:
 
 def _kill_orphans() -> None:
     """Clean up after a failed test: SIGKILL the orphan case's daemon, by pid."""
-    for pid in sandbox._pids():
+    for pid in sandbox.live_pids():
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
