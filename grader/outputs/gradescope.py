@@ -151,9 +151,9 @@ def build_autograder_zip(
         GraderError: the reference's records are neither cached nor buildable here.
     """
     from grader.course import DEFAULT_COURSE_PATH, find_course
+    from grader.errors import GraderError
     from grader.refdata.reference_records import ReferenceUnavailable, reference_for, save_shipped
     from grader.refdata.weights import resolve_weights
-    from grader.errors import GraderError
     from grader.run.variant import DEFAULT_SECRET_PATH, course_settings, secret_path
 
     course_file = find_course(course)
