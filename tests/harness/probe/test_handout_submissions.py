@@ -2,7 +2,8 @@
 
 Each case in ``fixtures/handout_submissions/`` is a realistic student solution shaped by
 the handout (its five functions, Tasks 1 and 3-9 as top-level code), with per-task
-expectations in its ``expected.json`` written before it was first graded. They are
+expectations in its ``expected.json`` written before it was first graded (exact ones
+stated in checks, ``"tasks"``, as in the corpus; ``"min_points"`` lower bounds). They are
 graded here in-process, on the practice and on a graded variant, on the tasks whose
 functions the handout names (Tasks 1-5; Task 6 checks that top-level IG earns nothing
 automatically). What the grader did not use must be named in the notes.
@@ -11,6 +12,7 @@ automatically). What the grader did not use must be named in the notes.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,7 @@ from grader.probe.implementation import load_implementation
 from grader.run.variant import graded_settings
 from grader.settings import DEFAULT_SETTINGS
 from grader.submission.notebook import build_package, read_script
+from tests.harness.table import expected_check_points
 
 HANDOUT = Path(__file__).resolve().parents[3] / "fixtures" / "handout_submissions"
 CASES = sorted(p.name for p in HANDOUT.iterdir() if (p / "expected.json").is_file())
@@ -69,12 +72,20 @@ def graded(variant: str, tmp_path_factory: pytest.TempPathFactory, resolved_weig
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_exact_points_per_task(graded, case: str) -> None:
+def test_exact_points_per_check(graded, case: str) -> None:
+    # "tasks": "full" / "zero" / {"fail": [...]}, stated in checks, the points from the
+    # table (tests/harness/table.py), never typed: moving a point touches no expected.json.
+    expected = _expected(case)
+    assert "points" not in expected, f"{case}: typed points; state them in checks (\"tasks\")"
     results = graded[case][0]
-    for task, points in _expected(case).get("points", {}).items():
-        got = results[task].score
-        assert got == points, f"{case}: {task} scored {got}, expected {points}: " + "; ".join(
+    for task, expectation in expected.get("tasks", {}).items():
+        want = expected_check_points(task, expectation)
+        got = {c.name: c.score for c in results[task].checks}
+        wrong = [f"{name}: {got.get(name)} != {points:g}" for name, points in want.items()
+                 if got.get(name) is None or not math.isclose(got[name], points)]
+        assert not wrong, f"{case}: {task} ({expectation}): {'; '.join(wrong)}: " + "; ".join(
             f"{c.name}: {c.message}" for c in results[task].checks if not c.passed)
+        assert math.isclose(results[task].score, sum(want.values())), (case, task)
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -1,17 +1,26 @@
 """The hostile-and-broken submissions corpus (``fixtures/submissions/``) through ``lab3 grade``.
 
-One batch (``-j 2``, the sandbox on: bubblewrap where it works) grades every case,
-each built from its overlay by ``fixtures/submissions/build.py``; the tests then
-read the outputs: every case's expected points, upper bounds, failed checks and
-feedback; that the honest cases next to hostile ones keep their exact points;
-that no process of a submission outlives the batch; that nothing outside the
-submissions' scratch folders was written; that every case has its row in summary.csv
-(links, unpackable zips, notebooks over a bound included), answers.csv only the
-grader's questions with every cell neutralised and quoted, every feedback page its
-control characters escaped, and that no System V segment outlives the batch. A
-second, smaller batch grades the cases that do not depend on the file-system sandbox
-with ``--sandbox none``; a third is killed midway and resumed. No test asserts a duration: a hang would
-show as the batch never ending (the per-task limit is 20 s here).
+One batch (``-j 2``, the sandbox on: bubblewrap where it works) grades every case, each
+built from its overlay by ``fixtures/submissions/build.py``; the tests then read the
+outputs: every case's expected checks and feedback; that the honest cases next to
+hostile ones keep their exact points; that no process of a submission outlives the
+batch; that nothing outside the submissions' scratch folders was written; that every
+case has its row in summary.csv (links, unpackable zips, notebooks over a bound
+included), answers.csv only the grader's questions with every cell neutralised and
+quoted, every feedback page its control characters escaped, and that no System V segment
+outlives the batch. A second, smaller batch grades the cases that do not depend on the
+file-system sandbox with ``--sandbox none``; a third is killed midway and resumed. No
+test asserts a duration: a hang would show as the batch never ending (the per-task limit
+is 20 s here).
+
+Points are stated in checks, never typed (issue 16): an expected.json's ``"tasks"`` says,
+per task, ``"full"`` (every check earns its points in grader/points.py), ``"zero"``, or
+``{"fail": [checks earning 0], "partial": {check: fraction of its points}}`` (every other
+check its full points); each check's score is asserted, and the task's as their sum, so
+moving a point in the table touches no corpus file. ``"at_most"`` (``{task: [checks]}``:
+only these may earn points) is kept for the attacks whose outcome depends on the machine
+(memory, processes, signals: what the allocation, the fork or the kill reaches first), where
+an exact expectation would pass on one machine and fail on another.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import math
 import os
 import signal
 import subprocess
@@ -32,8 +42,9 @@ import pytest
 import torch
 
 from grader.cli import main
+from grader.points import checks_of
 from grader.run import sandbox
-from tests.harness.table import task_points
+from tests.harness.table import check_points, expected_check_points, task_points
 
 REPO = Path(__file__).resolve().parents[3]
 _spec = importlib.util.spec_from_file_location("corpus_build",
@@ -65,6 +76,12 @@ ISOLATED_NONE = _dedicated_uid()
 # sandbox (the issue's "except the file-system and network cases"), on every corpus task.
 NONE_TASKS = TASKS
 NONE_CASES = tuple(name for name, case in CASES.items() if "filesystem" not in case.flags)
+# What an expected.json may hold (fixtures/submissions/build.py says what each means). No
+# "points": each task's points are stated in checks ("tasks", "at_most") and computed from
+# the table, so that moving a point in grader/points.py touches no corpus file.
+KEYS = {"description", "base", "delete", "links", "archive", "flags", "tasks", "at_most",
+        "mentions", "same_points_as", "status", "problems", "log", "feedback_html",
+        "answers_csv"}
 ORPHAN_MARK = "31337"  # the orphan case's daemon runs `sleep 31337`
 PWNED = Path("/tmp/lab3-corpus-pwned.txt")  # what write_outside writes to its /tmp
 
@@ -100,6 +117,10 @@ class CorpusRun:
             if result["task"] == task:
                 return {c["name"]: c for c in result["checks"]}
         raise KeyError(task)
+
+    def check_scores(self, name: str, task: str) -> dict[str, float]:
+        """Each check of ``task`` in the case's report.json, with the score it earned."""
+        return {check: c["score"] for check, c in self.checks(name, task).items()}
 
     def answers_rows(self) -> list[list[str]]:
         with (self.out / "answers.csv").open(newline="", encoding="utf-8") as f:
@@ -185,19 +206,38 @@ def _selected(mode: str, names: list[str] | tuple[str, ...]) -> list[str]:
 
 
 def _assert_as_expected(run: CorpusRun, name: str) -> None:
+    """The case's outputs against its expected.json, points per check (see :data:`KEYS`).
+
+    ``"tasks"``: each check earns exactly what the expectation gives it from the table
+    (``tests/harness/table.py``: :func:`expected_check_points`), and the task's score is
+    their sum; ``"at_most"``: only the checks named may earn points (each at most its
+    table's), for the few attacks whose outcome depends on the machine.
+    """
     expected = CASES[name].expected
     scores = {t: r["score"] for t, r in run.entry(name)["tasks"].items()}
-    for task, points in expected.get("points", {}).items():
-        if task in run.tasks:
-            assert scores[task] == points, f"{name} {task}: {scores[task]} != {points}: " \
-                                           f"{run.feedback(name, task)[:600]}"
-    for task, most in expected.get("max_points", {}).items():
-        if task in run.tasks:
-            assert scores[task] <= most, f"{name} {task}: {scores[task]} > {most}"
-    for qualified in expected.get("failed_checks", []):
-        task, check = qualified.split("::")
-        if task in run.tasks:
-            assert run.checks(name, task)[check]["score"] == 0, qualified
+    for task, expectation in expected.get("tasks", {}).items():
+        if task not in run.tasks:
+            continue
+        want = expected_check_points(task, expectation)
+        got = run.check_scores(name, task)
+        wrong = [f"{check}: {got.get(check)} != {points:g}" for check, points in want.items()
+                 if got.get(check) is None or not math.isclose(got[check], points)]
+        wrong += [f"{check}: not in the table" for check in set(got) - set(want)]
+        assert not wrong, f"{name} {task} ({expectation}): {'; '.join(wrong)}: " \
+                          f"{run.feedback(name, task)[:600]}"
+        assert math.isclose(scores[task], sum(want.values())), \
+            f"{name} {task}: task score {scores[task]} != its checks' {sum(want.values()):g}"
+    for task, may_pass in expected.get("at_most", {}).items():
+        if task not in run.tasks:
+            continue
+        table = {c.name: c.points for c in checks_of(task)}
+        got = run.check_scores(name, task)
+        wrong = [f"{check}: {got.get(check)} (only {sorted(may_pass)} may earn points)"
+                 for check in table if check not in may_pass and got.get(check) != 0]
+        wrong += [f"{check}: {got.get(check)} > {table[check]:g}" for check in may_pass
+                  if got.get(check) is None or got[check] > table[check]]
+        assert not wrong, f"{name} {task}: {'; '.join(wrong)}: {run.feedback(name, task)[:600]}"
+        assert scores[task] <= check_points(task, *may_pass), f"{name} {task}: {scores[task]}"
     for task, needles in expected.get("mentions", {}).items():
         if task in run.tasks:
             for needle in needles:
@@ -287,8 +327,17 @@ def test_the_corpus_has_every_kind_of_case() -> None:
     assert len(honest) >= 4
     for case in CASES.values():
         expected = case.expected
-        assert set(expected.get("points", {})) | set(expected.get("max_points", {})) <= set(TASKS)
         assert expected["description"]
+        # Points only through checks: a typed "points" (or "max_points") would have to move
+        # with every point moved in grader/points.py (issue 16).
+        assert "points" not in expected and "max_points" not in expected, case.name
+        assert set(expected) <= KEYS, f"{case.name}: {sorted(set(expected) - KEYS)}"
+        assert set(expected.get("tasks", {})) | set(expected.get("at_most", {})) <= set(TASKS)
+        assert not set(expected.get("tasks", {})) & set(expected.get("at_most", {})), case.name
+        for task, expectation in expected.get("tasks", {}).items():
+            expected_check_points(task, expectation)  # raises on a check not in the table
+        for task, may_pass in expected.get("at_most", {}).items():
+            assert set(may_pass) <= {c.name for c in checks_of(task)}, f"{case.name} {task}"
 
 
 @pytest.mark.slow
@@ -470,5 +519,6 @@ def test_a_batch_killed_midway_resumes_to_complete_valid_outputs(tmp_path: Path)
     summary = (out / "summary.csv").read_text().splitlines()
     assert sorted(line.split(",")[0] for line in summary[1:]) == sorted(names)
     scores = {n: json.loads((out / n / "results.json").read_text())["score"] for n in names}
-    assert scores == {"honest_reference_copy": 10, "template": 0, "syntax_error": 10,
-                      "partial_train_mode": 8}
+    full = task_points("model")
+    assert scores == {"honest_reference_copy": full, "template": 0, "syntax_error": full,
+                      "partial_train_mode": full - check_points("model", "eval_mode")}
