@@ -78,7 +78,7 @@ def _zip(folder: Path, target: Path) -> Path:
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
     """``COUNT`` submissions of each kind, as an LMS export holds them."""
-    from grader.submission.notebook import write_notebook
+    from grader.distribute.notebook_writer import write_notebook
 
     root = tmp_path_factory.mktemp("class")
     copy = root / "reference-copy"

@@ -232,7 +232,7 @@ def _release(args: argparse.Namespace) -> int:
 
 
 def _notebook(args: argparse.Namespace) -> int:
-    from grader.submission.notebook import notebook_main
+    from grader.distribute.notebook_writer import notebook_main
 
     return notebook_main(student=args.student, reference=args.reference,
                          execute=args.execute, weights=args.weights)

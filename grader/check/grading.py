@@ -65,7 +65,7 @@ def check_task(
     """Every check of ``task`` at ``course``'s points (:func:`grader.points.effective_checks`);
     whatever goes wrong becomes a failed check with a message. A check the course switched
     off is not run: 0 of 0 points, passed, with :data:`grader.points.SWITCHED_OFF`."""
-    from grader.submission.notebook import NotebookLocations
+    from grader.submission.locations import NotebookLocations
 
     task_module(task)  # an unknown task fails here, before any check
     result = TaskResult(task=task)

@@ -30,7 +30,7 @@ from grader.points import TASKS
 from grader.probe.probing import ImplementationError
 
 if TYPE_CHECKING:
-    from grader.submission.notebook import NotebookLocations
+    from grader.submission.locations import NotebookLocations
 
 TASK_MODULES = tuple(t.module for t in TASKS if t.module != "answers")
 BUILTIN_PACKAGES = ("reference", "student_template")
@@ -56,7 +56,7 @@ class Implementation:
         # one line each, for the score table and the feedback.
         self.notes: list[str] = []
         self.notebook = False  # built from a .ipynb by grader.submission.notebook
-        # Where a notebook's graded names are (grader.submission.notebook.NotebookLocations), else None.
+        # Where a notebook's graded names are (grader.submission.locations.NotebookLocations), else None.
         self.locations: NotebookLocations | None = None
         self._errors: dict[str, str] = {}
 
@@ -106,7 +106,7 @@ class Implementation:
     def localize(self, message: str) -> str:
         """``message`` in this submission's terms: for a notebook, ``load_model in model.py``
         becomes ``load_model in lab3.ipynb (cell 5)`` (see
-        :meth:`grader.submission.notebook.NotebookLocations.localize`); unchanged for a package."""
+        :meth:`grader.submission.locations.NotebookLocations.localize`); unchanged for a package."""
         return self.locations.localize(message) if self.locations is not None else message
 
     def _notebook_name(self) -> str:
@@ -191,7 +191,7 @@ def _load_notebook(path: Path, extract_to: Path | None, *, name: str | None = No
 
 
 def _read_locations(root: Path) -> NotebookLocations | None:
-    from grader.submission.notebook import LOCATIONS_FILE, NotebookLocations
+    from grader.submission.locations import LOCATIONS_FILE, NotebookLocations
 
     path = root / LOCATIONS_FILE
     return NotebookLocations.read(path) if path.is_file() else None

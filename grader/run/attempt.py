@@ -12,8 +12,8 @@ from __future__ import annotations
 import subprocess
 from dataclasses import dataclass
 
-from grader.run import cgroup, sandbox
-from grader.run.sandbox import OutputCapture
+from grader.run import cgroup, processes, sandbox
+from grader.run.processes import OutputCapture
 
 
 @dataclass
@@ -28,7 +28,7 @@ class Attempt:
     startup_s: float | None = None  # from start to the first task (imports, model)
     seconds: float = 0.0
     # bytes: the submission's peak: its memory cgroup's where the machine allows one, else
-    # the sampled sum of all processes of its uid (sandbox.uid_memory) where it has a uid of
+    # the sampled sum of all processes of its uid (processes.uid_memory) where it has a uid of
     # its own, else the kernel's ru_maxrss of the child
     peak_memory: int | None = None
 
@@ -47,7 +47,7 @@ class FreshChild:
         self.out_of_memory = False
 
     def poll(self) -> tuple[int | None, int | None]:
-        returncode, peak = sandbox.poll(self.proc)
+        returncode, peak = processes.poll(self.proc)
         if peak is not None:
             self.peak_memory = peak
         return returncode, self.peak_memory
@@ -55,9 +55,9 @@ class FreshChild:
     def stop(self) -> tuple[int | None, int | None]:
         """Kill the whole tree, reap the child; ``(exit code or None, peak memory)``: the
         cgroup's peak (every process of the submission) where there is one."""
-        sandbox.kill_tree(self.proc, self.identity)
+        processes.kill_tree(self.proc, self.identity)
         if self.proc.returncode is None:
-            _, peak = sandbox.wait(self.proc, timeout=10)
+            _, peak = processes.wait(self.proc, timeout=10)
             self.peak_memory = peak if peak is not None else self.peak_memory
         self.reader.join(timeout=5)
         group, self.memory_group = self.memory_group, None
@@ -76,7 +76,7 @@ def describe_exit(run: Attempt) -> str:
         return run.stopped.replace("-", " ")
     if run.returncode is None:
         return "killed after finishing"
-    return sandbox.describe_signal(run.returncode)
+    return processes.describe_signal(run.returncode)
 
 
 def crash_message(run: Attempt, limits: sandbox.Limits) -> str:
@@ -93,4 +93,4 @@ def crash_message(run: Attempt, limits: sandbox.Limits) -> str:
     last = [line for line in run.output.strip().splitlines() if line.strip()][-3:]
     tail = f" Last output: {' | '.join(last)[-400:]}" if last else ""
     return (f"the process running your code ended during this task "
-            f"({sandbox.describe_signal(code)}){hint}.{tail}")
+            f"({processes.describe_signal(code)}){hint}.{tail}")

@@ -54,7 +54,7 @@ from grader.check.results import format_points
 from grader.errors import GraderError, Interrupted, UsageError
 from grader.outputs.report import all_entries, load_entry, score_table, write_summary
 from grader.outputs.terminal import printable
-from grader.run import sandbox
+from grader.run import processes, sandbox
 from grader.run.batch_setup import Batch, cpu_count, hidden_paths, load_reference, prepare_weights
 from grader.run.staging import Submission, find_submissions
 from grader.run.submission_run import SubmissionRun
@@ -332,7 +332,7 @@ def _run_pool(batch: Batch, todo, jobs: int, graded: list[str],
         with batch.lock:
             running = list(batch.running.values())
         for proc, identity in running:
-            sandbox.kill_tree(proc, identity)
+            processes.kill_tree(proc, identity)
         emit("interrupted: finished submissions are kept; run the same command to resume")
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

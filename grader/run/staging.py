@@ -203,7 +203,7 @@ def stage(sub: Submission, dest: Path, unpack: Path, *,
 
     Raises:
         ImplementationError: a bad or unsafe zip or notebook, no task modules, over the caps.
-        grader.submission.notebook.ParseInterrupted: ``should_stop()`` became true while a notebook
+        grader.errors.ParseInterrupted: ``should_stop()`` became true while a notebook
             was read (Ctrl-C in a batch).
     """
     if sub.path is None:

@@ -21,7 +21,7 @@ from grader.outputs.report import write_submission
 from grader.probe.child import PROGRESS_FILE
 from grader.probe.probing import ImplementationError
 from grader.probe.records import Record, RecordError
-from grader.run import cgroup, sandbox
+from grader.run import cgroup, processes, sandbox
 from grader.run.attempt import Attempt, FreshChild, crash_message, describe_exit
 from grader.run.batch_setup import Batch, copy_font_cache
 from grader.run.readback import read_capped, read_child_record
@@ -195,7 +195,7 @@ class SubmissionRun:
                     stopped = "memory"  # the kernel killed one of its processes: stop them all
                     break
                 if watch and now >= next_sample:
-                    used = sandbox.uid_memory(self.identity.uid)
+                    used = processes.uid_memory(self.identity.uid)
                     submission_peak = max(submission_peak, used)
                     next_sample = now + MEMORY_SAMPLE_SECONDS
                     if used > b.limits.memory_mb * 2**20:
@@ -219,7 +219,7 @@ class SubmissionRun:
             if child.out_of_memory and stopped is None:
                 stopped = "memory"
             if b.warm and self.identity.dedicated:
-                sandbox.kill_uid(self.identity.uid)
+                processes.kill_uid(self.identity.uid)
             with b.lock:
                 b.running.pop(self.slot, None)
         events = self.progress(tasks)
@@ -365,7 +365,8 @@ class SubmissionRun:
     def run(self) -> dict[str, Any]:
         """Grade the submission; write its outputs; return its summary entry."""
         from grader.check.grading import grade_records
-        from grader.submission.notebook import LOCATIONS_FILE, NotebookLocations, ParseInterrupted
+        from grader.errors import ParseInterrupted
+        from grader.submission.locations import LOCATIONS_FILE, NotebookLocations
 
         b, sub = self.batch, self.sub
         start = time.monotonic()
@@ -396,7 +397,7 @@ class SubmissionRun:
             self.problems = [str(exc)]
         finally:
             if self.identity.dedicated:
-                sandbox.kill_uid(self.identity.uid)
+                processes.kill_uid(self.identity.uid)
             shutil.rmtree(self.scratch, ignore_errors=True)
         report = grade_records(
             sub.name, self.records, b.reference.records, b.check_context(self.slot),
@@ -435,8 +436,8 @@ def _tail(text: str, n: int) -> str:
 
 def _user_tasks(uid: int) -> int:
     count = 0
-    for pid in sandbox.live_pids():
-        if sandbox.uid_state(pid)[0] == uid:
+    for pid in processes.live_pids():
+        if processes.uid_state(pid)[0] == uid:
             with contextlib.suppress(OSError):
                 count += len(os.listdir(f"/proc/{pid}/task"))
     return count

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.errors import WorkerError
-from grader.run import cgroup, sandbox
+from grader.run import cgroup, processes, sandbox
 
 # Importing torch, torchvision (with torch._dynamo), Captum and matplotlib: ~3 s on an
 # idle 2-core machine, much more while other workers run; generous on purpose.
@@ -52,7 +52,7 @@ class WarmWorker:
         # holds, so each submission gets --memory for all its processes together.
         self.memory_group: cgroup.MemoryCgroup | None = None
         self._messages: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        self._stderr: sandbox.OutputCapture | None = None
+        self._stderr: processes.OutputCapture | None = None
         self.starts = 0
 
     # -- life cycle
@@ -78,7 +78,7 @@ class WarmWorker:
         self.starts += 1
         threading.Thread(target=self._read_messages, args=(self.proc.stdout, self._messages),
                          daemon=True).start()
-        self._stderr = sandbox.OutputCapture(self.proc.stderr, 64 * 1024)
+        self._stderr = processes.OutputCapture(self.proc.stderr, 64 * 1024)
         self._stderr.start()
         reply = self._reply("ready", READY_TIMEOUT)
         if reply is None or not reply.get("ready"):
@@ -91,8 +91,8 @@ class WarmWorker:
         """Kill the zygote's sandbox (every process in it) and forget it."""
         if self.proc is None:
             return
-        sandbox.kill_tree(self.proc, sandbox.Identity(None, None))
-        sandbox.wait(self.proc, STOP_TIMEOUT)
+        processes.kill_tree(self.proc, sandbox.Identity(None, None))
+        processes.wait(self.proc, STOP_TIMEOUT)
         for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             with contextlib.suppress(OSError):
                 stream.close()
@@ -107,7 +107,7 @@ class WarmWorker:
             return
         with contextlib.suppress(OSError, ValueError):
             self.proc.stdin.close()
-        sandbox.wait(self.proc, STOP_TIMEOUT)
+        processes.wait(self.proc, STOP_TIMEOUT)
         self.destroy()
 
     def stderr(self) -> str:

@@ -30,7 +30,8 @@ from grader.probe.records import Record
 
 MIN_WORDS = 20
 MAX_ANSWER_CHARS = 20_000
-# What the generated notebook's answer cells hold until the student writes (grader/submission/notebook.py).
+# What the generated notebook's answer cells hold until the student writes
+# (grader/distribute/notebook_writer.py).
 ANSWER_PROMPT = "_Your answer here._"
 _HEADING = re.compile(r"^##(?!#)\s*(.*?)\s*#*\s*$")
 _COMMENT = re.compile(r"<!--.*?-->", re.S)

@@ -22,7 +22,8 @@ from grader.probe.handout_shape import handout_visualize_filter
 from grader.probe.implementation import load_implementation
 from grader.run.variant import graded_settings
 from grader.settings import DEFAULT_SETTINGS
-from grader.submission.notebook import build_package, read_script
+from grader.submission.cells import read_script
+from grader.submission.notebook import build_package
 from tests.harness.table import expected_check_points
 
 HANDOUT = Path(__file__).resolve().parents[3] / "fixtures" / "handout_submissions"

@@ -43,7 +43,7 @@ import torch
 
 from grader.cli import main
 from grader.points import checks_of
-from grader.run import sandbox
+from grader.run import processes, sandbox
 from tests.harness.table import check_points, expected_check_points, task_points
 
 REPO = Path(__file__).resolve().parents[3]
@@ -155,8 +155,8 @@ def _leftover_processes(names: list[str]) -> list[str]:
     """
     marks = [f"-{name}/".encode() for name in names]
     found = []
-    for pid in sandbox.live_pids():
-        uid, zombie = sandbox.uid_state(pid)
+    for pid in processes.live_pids():
+        uid, zombie = processes.uid_state(pid)
         if uid is None or zombie or pid == os.getpid():
             continue
         try:
@@ -172,7 +172,7 @@ def _leftover_processes(names: list[str]) -> list[str]:
 
 def _kill_orphans() -> None:
     """Clean up after a failed test: SIGKILL the orphan case's daemon, by pid."""
-    for pid in sandbox.live_pids():
+    for pid in processes.live_pids():
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:

@@ -19,9 +19,9 @@ import pytest
 
 from grader.cli import main
 from grader.probe.records import Record
-from grader.run import sandbox
+from grader.run import processes, sandbox
+from grader.run.processes import OutputCapture
 from grader.run.readback import read_child_record
-from grader.run.sandbox import OutputCapture
 
 REPO = Path(__file__).resolve().parents[3]
 BWRAP_PROBLEM = sandbox.bwrap_problem()
@@ -60,7 +60,7 @@ def _run(scratch: Path, script: str, limits: sandbox.Limits) -> tuple[int, str]:
     try:
         out, _ = proc.communicate(timeout=60)
     finally:
-        sandbox.kill_tree(proc, identity)
+        processes.kill_tree(proc, identity)
     return proc.returncode, out.decode(errors="replace")
 
 
@@ -99,7 +99,7 @@ def test_process_limit_stops_a_fork_bomb(scratch: Path) -> None:
     try:
         line = proc.stdout.readline().decode()  # the sleepers keep the pipe open
     finally:
-        sandbox.kill_tree(proc, identity)
+        processes.kill_tree(proc, identity)
         proc.wait(timeout=10)
     assert int(line.split()[1]) < 16
 
@@ -117,11 +117,11 @@ def test_kill_tree_reaches_processes_that_left_the_group(scratch: Path) -> None:
               "time.sleep(120)\n")
     proc = _start(scratch, script, sandbox.Limits(), identity)
     escaped = int(proc.stdout.readline())
-    assert sandbox.uid_processes(identity.uid)
-    sandbox.kill_tree(proc, identity)
+    assert processes.uid_processes(identity.uid)
+    processes.kill_tree(proc, identity)
     proc.wait(timeout=10)
-    assert escaped not in sandbox.uid_processes(identity.uid)
-    assert sandbox.uid_processes(identity.uid) == []
+    assert escaped not in processes.uid_processes(identity.uid)
+    assert processes.uid_processes(identity.uid) == []
 
 
 def test_output_is_capped(scratch: Path) -> None:
@@ -146,12 +146,12 @@ def test_uid_pool_gives_fresh_uids() -> None:
 
 def test_kill_uid_refuses_system_uids() -> None:
     with pytest.raises(ValueError, match="system uid"):
-        sandbox.kill_uid(0)
+        processes.kill_uid(0)
 
 
 def test_describe_signal() -> None:
-    assert sandbox.describe_signal(-9) == "killed by SIGKILL"
-    assert sandbox.describe_signal(3) == "exit code 3"
+    assert processes.describe_signal(-9) == "killed by SIGKILL"
+    assert processes.describe_signal(3) == "exit code 3"
 
 
 def test_bwrap_required_but_missing_is_a_sandbox_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,26 +17,19 @@ import pytest
 from matplotlib.figure import Figure
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from grader.probe.implementation import TASK_MODULES, load_implementation
-from grader.probe.probing import ImplementationError
-from grader.refdata.weights import ResolvedWeights, WeightsError
-from grader.submission.notebook import (
-    DEMO_CELLS,
-    LOCATIONS_FILE,
+from grader.distribute.notebook_text import DEMO_CELLS, SETUP_CELL, question_headings
+from grader.distribute.notebook_writer import (
     REFERENCE_DIR,
-    SETUP_CELL,
-    STANDIN_CAPTION,
-    TEMPLATE_DIR,
-    NotebookLocations,
-    build_package,
-    interface_names,
-    mark_standin,
     module_cell_source,
     notebook_main,
-    question_headings,
     write_notebook,
-    write_package,
 )
+from grader.paths import TEMPLATE_DIR
+from grader.probe.implementation import TASK_MODULES, load_implementation
+from grader.probe.probing import ImplementationError
+from grader.refdata.weights import STANDIN_CAPTION, ResolvedWeights, WeightsError, mark_standin
+from grader.submission.locations import LOCATIONS_FILE, NotebookLocations
+from grader.submission.notebook import build_package, interface_names, write_package
 from grader.tasks import TASK_NAMES
 from grader.tasks.answers import ANSWER_PROMPT, split_answers
 from tests.harness.table import task_points
@@ -192,7 +185,7 @@ def test_write_notebook_executes_in_a_scratch_folder_with_the_chosen_weights(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     runs: list[dict] = []
-    monkeypatch.setattr("grader.submission.notebook.execute_notebook",
+    monkeypatch.setattr("grader.distribute.notebook_writer.execute_notebook",
                         lambda nb, *, cwd, env=None: runs.append({"cwd": cwd, "env": env}))
     out = tmp_path / "course"
     write_notebook(out / "reference.ipynb", reference=True, execute=True, weights="standin")
@@ -204,7 +197,7 @@ def test_write_notebook_refuses_bad_weights_before_starting_a_kernel(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     runs: list[Path] = []
-    monkeypatch.setattr("grader.submission.notebook.execute_notebook",
+    monkeypatch.setattr("grader.distribute.notebook_writer.execute_notebook",
                         lambda nb, *, cwd, env=None: runs.append(cwd))
     with pytest.raises(WeightsError, match="does not exist"):
         write_notebook(tmp_path / "r.ipynb", reference=True, execute=True,
@@ -585,7 +578,7 @@ def test_import_of_a_module_not_installed_is_skipped_and_noted(tmp_path: Path) -
 def test_notebook_main_without_reference_folder_is_a_usage_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr("grader.submission.notebook.REFERENCE_DIR", tmp_path / "no-reference")
+    monkeypatch.setattr("grader.distribute.notebook_writer.REFERENCE_DIR", tmp_path / "no-reference")
     assert notebook_main(student=tmp_path / "s.ipynb", reference=tmp_path / "r.ipynb") == 2
     assert "needs reference/" in capsys.readouterr().err
     assert not (tmp_path / "s.ipynb").exists()

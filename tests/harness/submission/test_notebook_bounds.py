@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from grader.errors import ParseInterrupted
 from grader.probe.probing import ImplementationError
-from grader.submission import notebook
-from grader.submission.notebook import ParseInterrupted, build_package
+from grader.submission import cells, notebook
+from grader.submission.notebook import build_package
 
 
 def _write(path: Path, sources: list[str]) -> Path:
@@ -34,14 +35,14 @@ def test_too_many_statements_is_refused_with_the_bound(tmp_path: Path,
 
 
 def test_too_many_code_cells_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(notebook, "MAX_CODE_CELLS", 10)
+    monkeypatch.setattr(cells, "MAX_CODE_CELLS", 10)
     path = _write(tmp_path / "cells.ipynb", [f"x = {i}" for i in range(11)])
     with pytest.raises(ImplementationError, match="11 code cells"):
         build_package(path)
 
 
 def test_too_much_code_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(notebook, "MAX_CODE_CHARS", 1000)
+    monkeypatch.setattr(cells, "MAX_CODE_CHARS", 1000)
     path = _write(tmp_path / "big.ipynb", ["data = '" + "a" * 2000 + "'"])
     with pytest.raises(ImplementationError, match="characters of code"):
         build_package(path)

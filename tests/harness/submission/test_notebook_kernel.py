@@ -13,7 +13,9 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell
 
-from grader.submission.notebook import DEMO_CELLS, STANDIN_CAPTION, execute_notebook, write_notebook
+from grader.distribute.notebook_text import DEMO_CELLS
+from grader.distribute.notebook_writer import execute_notebook, write_notebook
+from grader.refdata.weights import STANDIN_CAPTION
 
 pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")

@@ -223,7 +223,7 @@ def test_a_tenth_task_added_by_the_readme_list_is_graded(copy: Path, tmp_path: P
     (copy / "student_template" / f"{TASK}.py").write_text(TEMPLATE)
     (copy / "grader" / "tasks" / f"{TASK}.py").write_text(GRADER_TASK)
     (copy / "tests" / "lab" / f"test_{TASK}.py").write_text(LAB_TEST)
-    notebook = copy / "grader" / "submission" / "notebook.py"
+    notebook = copy / "grader" / "distribute" / "notebook_text.py"
     insert_after(notebook, "TASK_TEXT: dict[str, str] = {\n", TASK_TEXT_ENTRY)
     insert_after(notebook, "DEMO_CELLS: dict[str, str] = {\n", DEMO_ENTRY)
     (copy / "tests" / "reference" / f"test_{TASK}.py").write_text(REFERENCE_TEST)

@@ -41,7 +41,7 @@ PIECES: dict[str, str] = {
     "template_names": "student_template/<task>.py",
     "task_module": "grader/tasks/<task>.py",
     "lab_test": "tests/lab/test_<task>.py",
-    "notebook_text": "grader/submission/notebook.py",
+    "notebook_text": "grader/distribute/notebook_text.py",
     "reference_snapshot": "test_reference_record_matches_snapshot[<task>].json",
     "reference_tests": "tests/reference/test_<task>.py",
     "check_tests": "tests/harness/tasks/test_<task>_checks.py",
@@ -168,7 +168,7 @@ def test_lab_test_runs_the_task_checks(task: str) -> None:
 
 @pytest.mark.parametrize("task", tasks_with("notebook_text"), ids=str)
 def test_notebook_has_the_task_text_and_demo(task: str) -> None:
-    from grader.submission.notebook import task_cells
+    from grader.distribute.notebook_text import task_cells
 
     try:
         text, demo = task_cells(task)
@@ -176,12 +176,12 @@ def test_notebook_has_the_task_text_and_demo(task: str) -> None:
         pytest.fail(str(exc), pytrace=False)
     number = task_spec(task).number
     if f"# Task {number}" not in text:
-        pytest.fail(f"grader/submission/notebook.py: TASK_TEXT[{task!r}] does not open with its heading "
+        pytest.fail(f"grader/distribute/notebook_text.py: TASK_TEXT[{task!r}] does not open with its heading "
                     f"'# Task {number}: ...'", pytrace=False)
     try:
         ast.parse(demo)
     except SyntaxError as exc:
-        pytest.fail(f"grader/submission/notebook.py: DEMO_CELLS[{task!r}] is not Python: {exc}",
+        pytest.fail(f"grader/distribute/notebook_text.py: DEMO_CELLS[{task!r}] is not Python: {exc}",
                     pytrace=False)
 
 
@@ -220,8 +220,9 @@ def test_readme_lists_each_piece(piece: str) -> None:
 
 
 def test_a_task_without_notebook_text_gets_a_clear_error() -> None:
-    from grader.submission.notebook import task_cells
+    from grader.distribute.notebook_text import task_cells
 
     with pytest.raises(LookupError, match=r"'no_such_task' has no notebook text: add its entry "
-                                          r"to TASK_TEXT and DEMO_CELLS in grader/submission/notebook\.py"):
+                                          r"to TASK_TEXT and DEMO_CELLS in "
+                                          r"grader/distribute/notebook_text\.py"):
         task_cells("no_such_task")
