@@ -25,7 +25,8 @@ Students are taught the lab as a Jupyter notebook, written by
     do not end it.
 
 Parsing is all the grader does with the notebook in its own process: nothing in it
-is executed here (:mod:`grader.submission.cells` reads the cells); the generated modules
+is executed here (:mod:`grader.submission.cells` reads the cells, :mod:`grader.submission.units`
+assembles the kept statements); the generated modules
 are imported like any package submission (inside the sandbox in ``lab3 grade``).
 :class:`~grader.submission.locations.NotebookLocations` (saved beside the modules) lets
 messages written for the package name the notebook's cells instead.
@@ -34,11 +35,8 @@ messages written for the package name the notebook's cells instead.
 from __future__ import annotations
 
 import ast
-import heapq
-import importlib.util
 import json
 import re
-import symtable
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -53,6 +51,7 @@ from grader.probe.probing import ImplementationError
 from grader.refdata.weights import mark_standin  # noqa: F401
 from grader.submission.cells import HEADING, ParseBudget, check_bounds, read_cells, strip_magics
 from grader.submission.locations import LOCATIONS_FILE, TASK_MODULES, NotebookLocations
+from grader.submission.units import Unit, analyse, is_stub, module_source, reachable, statement_kind
 
 MAX_STATEMENTS = 20_000
 PARSE_SECONDS = 60.0
@@ -83,19 +82,6 @@ def interface_names() -> dict[str, set[str]]:
 
 
 @dataclass
-class _Unit:
-    """One top-level statement of a code cell that may be kept."""
-
-    cell: int
-    order: int
-    node: ast.stmt
-    kind: str  # "import" | "def" | "assign"
-    binds: set[str]
-    loads_now: set[str]  # names evaluated when the statement runs
-    loads_later: set[str]  # names a function or method body looks up when called
-
-
-@dataclass
 class NotebookBuild:
     """What :func:`build_package` made of a notebook."""
 
@@ -105,75 +91,6 @@ class NotebookBuild:
     locations: NotebookLocations | None = None
     word: str = "cell"  # what a number in the notes counts: notebook cells or script lines
     top_level: str = ""  # every code cell that parses, in order (grader.probe.top_level runs it)
-
-
-def _analyse(node: ast.stmt) -> tuple[set[str], set[str], set[str]]:
-    """(bound names, names loaded when it runs, names loaded by bodies when called)."""
-    if isinstance(node, ast.AnnAssign):  # annotations are not evaluated (future import)
-        node = ast.Assign(targets=[node.target], value=node.value, lineno=node.lineno)
-    table = symtable.symtable(ast.unparse(node), "<cell>", "exec")
-    binds = {s.get_name() for s in table.get_symbols()
-             if s.is_assigned() or s.is_imported() or s.is_namespace()}
-    now = {s.get_name() for s in table.get_symbols() if s.is_referenced()}
-    later: set[str] = set()
-    stack = list(table.get_children())
-    while stack:
-        child = stack.pop()
-        later.update(s.get_name() for s in child.get_symbols() if s.is_global() and s.is_referenced())
-        stack.extend(child.get_children())
-    return binds, now, later
-
-
-def _is_stub(node: ast.stmt) -> bool:
-    """A function whose body (after its docstring and comments) only raises NotImplementedError."""
-    if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-        return False
-    body = [s for s in node.body
-            if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
-    if len(body) != 1 or not isinstance(body[0], ast.Raise) or body[0].exc is None:
-        return False
-    exc = body[0].exc.func if isinstance(body[0].exc, ast.Call) else body[0].exc
-    return isinstance(exc, ast.Name) and exc.id == "NotImplementedError"
-
-
-def _kind(node: ast.stmt) -> str | None:
-    """What a top-level statement is: a definition we may keep, or None (work; dropped)."""
-    if isinstance(node, (ast.Import, ast.ImportFrom)):
-        return "import"
-    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-        return "def"
-    if isinstance(node, (ast.Assign, ast.AugAssign)) or (
-        isinstance(node, ast.AnnAssign) and node.value is not None
-    ):
-        return "assign"
-    if isinstance(node, (ast.If, ast.Try)) and _only_defines(node):
-        # `try: import x / except ImportError: ...` style guards: kept when they only define.
-        return "assign"
-    return None
-
-
-def _only_defines(node: ast.stmt) -> bool:
-    """An ``if``/``try`` whose branches only import, define, assign or pass (the bodies of
-    its definitions are not looked into). One pass over the branches: linear in their size."""
-    todo = [node]
-    while todo:
-        current = todo.pop()
-        branches = [current.body, current.orelse]
-        if isinstance(current, ast.Try):
-            branches += [h.body for h in current.handlers] + [current.finalbody]
-        for stmt in (s for branch in branches for s in branch):
-            if isinstance(stmt, (ast.If, ast.Try)):
-                todo.append(stmt)
-            elif not (_kind_simple(stmt) or isinstance(stmt, ast.Pass) or (
-                    isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant))):
-                return False
-    return True
-
-
-def _kind_simple(node: ast.stmt) -> bool:
-    return isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef,
-                             ast.ClassDef, ast.Assign, ast.AugAssign)) or (
-        isinstance(node, ast.AnnAssign) and node.value is not None)
 
 
 def _first_line(source: str) -> str:
@@ -227,7 +144,7 @@ def _build_package(path: Path, *, seconds: float | None = None,
     check_bounds(path.name, cells)
     budget = ParseBudget(path.name, PARSE_SECONDS if seconds is None else seconds, should_stop)
     notes: list[str] = []
-    units: list[_Unit] = []
+    units: list[Unit] = []
     magic_cells, syntax_notes, work_cells, not_python = [], [], [], []
     work_count = 0
     statements = 0
@@ -268,7 +185,7 @@ def _build_package(path: Path, *, seconds: float | None = None,
                 "the grader reads at most that many: hand in the lab's notebook with your code")
         for node in tree.body:
             budget.check()
-            kind = _kind(node)
+            kind = statement_kind(node)
             if isinstance(node, ast.ImportFrom) and (node.level > 0 or node.module == "__future__"):
                 continue  # the template's `from .preprocessing import ...`: one namespace here
             if kind is None:
@@ -279,19 +196,19 @@ def _build_package(path: Path, *, seconds: float | None = None,
                     work_cells.append(number)
                 continue
             try:
-                binds, now, later = _analyse(node)
+                binds, now, later = analyse(node)
             except (SyntaxError, ValueError, RecursionError, MemoryError):
                 # symtable rejects a few things ast accepts (e.g. nonlocal at the top)
                 syntax_notes.append(f"cell {number}: a statement at line {node.lineno} cannot be used")
                 continue
-            units.append(_Unit(number, len(units), node, kind, binds, now, later))
+            units.append(Unit(number, len(units), node, kind, binds, now, later))
     if not any(c["cell_type"] == "code" and c["source"].strip() for c in cells):
         raise ImplementationError(
             f"{path.name}: the script is empty" if word == "line" else
             f"{path.name}: the notebook has no code cells; write your code in the task cells "
             "of the lab's notebook")
 
-    definers: dict[str, list[_Unit]] = {}
+    definers: dict[str, list[Unit]] = {}
     for unit in units:
         for name in unit.binds:
             definers.setdefault(name, []).append(unit)
@@ -301,9 +218,9 @@ def _build_package(path: Path, *, seconds: float | None = None,
     modules = {}
     used_units: set[int] = set()
     for module in TASK_MODULES:
-        keep = _reachable(interface[module], definers)
+        keep = reachable(interface[module], definers)
         used_units.update(u.order for u in keep)
-        modules[module] = _module_source(path.name, keep, definers, notes, word)
+        modules[module] = module_source(path.name, keep, definers, notes, word)
 
     # Statements that compute something (a call in an assignment nothing graded uses).
     for unit in units:
@@ -319,7 +236,7 @@ def _build_package(path: Path, *, seconds: float | None = None,
             what = "defined" if defs[-1].kind == "def" else "assigned"
             note = (f"`{name}` is {what} in cells {where}: the last one (cell {defs[-1].cell}) "
                     "is used, as when the notebook runs top to bottom")
-            if _is_stub(defs[-1].node) and not all(_is_stub(u.node) for u in defs):
+            if is_stub(defs[-1].node) and not all(is_stub(u.node) for u in defs):
                 note += ("; it is still the template's stub (raises NotImplementedError): "
                          "delete it, or move your solution below it")
             notes.append(note)
@@ -359,103 +276,6 @@ def _in_script_terms(note: str) -> str:
     """A note phrased for a notebook (cells) said of a script (lines)."""
     note = re.sub(r"\bcell(s?) (\d)", r"line\1 \2", note)
     return note.replace("as when the notebook runs", "as when the script runs")
-
-
-def _reachable(roots: set[str], definers: dict[str, list[_Unit]]) -> list[_Unit]:
-    """The units that the last definitions of ``roots`` need, transitively."""
-    keep: dict[int, _Unit] = {}
-    todo = list(roots)
-    seen: set[str] = set()
-    while todo:
-        name = todo.pop()
-        if name in seen or name not in definers:
-            continue
-        seen.add(name)
-        unit = definers[name][-1]  # the last definition wins
-        if unit.order not in keep:
-            keep[unit.order] = unit
-            todo.extend(unit.loads_now | unit.loads_later)
-    return sorted(keep.values(), key=lambda u: u.order)
-
-
-def _module_source(notebook: str, keep: list[_Unit], definers: dict[str, list[_Unit]],
-                   notes: list[str], word: str = "cell") -> str:
-    """Imports first, then the other units in dependency order (cell order otherwise)."""
-    imports = [u for u in keep if u.kind == "import"]
-    rest = [u for u in keep if u.kind != "import"]
-    kept_orders = {u.order for u in rest}
-    deps: dict[int, set[int]] = {u.order: set() for u in rest}
-    last_kept: dict[str, int] = {}
-    for unit in sorted(rest, key=lambda u: u.order):
-        for name in unit.loads_now - unit.binds:
-            for other in reversed(definers.get(name, [])):
-                if other.order in kept_orders:
-                    deps[unit.order].add(other.order)
-                    break
-        for name in unit.binds:  # two kept units binding one name keep their cell order
-            if name in last_kept:
-                deps[unit.order].add(last_kept[name])
-            last_kept[name] = unit.order
-    # Kahn's algorithm, taking the earliest ready unit (cell order) first; a cycle falls back
-    # to cell order for what is left. O(n log n) in the kept units.
-    dependents: dict[int, list[int]] = {o: [] for o in deps}
-    for order, needs in deps.items():
-        needs.discard(order)
-        for need in needs:
-            dependents[need].append(order)
-    waiting = {order: len(needs) for order, needs in deps.items()}
-    by_order = {u.order: u for u in rest}
-    ready = [order for order, count in waiting.items() if count == 0]
-    heapq.heapify(ready)
-    pending = sorted(by_order)
-    ordered: list[_Unit] = []
-    done: set[int] = set()
-    cursor = 0
-    while len(done) < len(by_order):
-        if ready:
-            order = heapq.heappop(ready)
-        else:
-            while pending[cursor] in done:
-                cursor += 1
-            order = pending[cursor]
-        if order in done:
-            continue
-        done.add(order)
-        ordered.append(by_order[order])
-        for later in dependents[order]:
-            waiting[later] -= 1
-            if waiting[later] == 0 and later not in done:
-                heapq.heappush(ready, later)
-
-    lines = [f'"""Built by the lab3 grader from the notebook {notebook!r}: its definitions only."""',
-             "", "from __future__ import annotations", ""]
-    for unit in imports:
-        module = _imported_module(unit.node)
-        if module is not None and not _importable(module):
-            note = (f"{word} {unit.cell}: `{ast.unparse(unit.node)[:80]}`: module {module!r} is not "
-                    "installed where the grader runs; the import was skipped")
-            if note not in notes:
-                notes.append(note)
-            continue
-        lines += [f"# notebook {word} {unit.cell}", ast.unparse(unit.node)]
-    for unit in ordered:
-        lines += ["", "", f"# notebook {word} {unit.cell}", ast.unparse(unit.node)]
-    return "\n".join(lines) + "\n"
-
-
-def _imported_module(node: ast.stmt) -> str | None:
-    if isinstance(node, ast.Import):
-        return node.names[0].name.split(".")[0]
-    if isinstance(node, ast.ImportFrom) and node.module:
-        return node.module.split(".")[0]
-    return None
-
-
-def _importable(top: str) -> bool:
-    try:
-        return importlib.util.find_spec(top) is not None
-    except (ImportError, ValueError):
-        return False
 
 
 def _answers_markdown(cells: list[dict]) -> str:
