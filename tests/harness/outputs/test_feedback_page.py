@@ -30,15 +30,9 @@ import pytest
 from grader.check.checking import CheckContext
 from grader.check.grading import grade_records, probe_all
 from grader.check.results import GradeReport, TaskResult, format_points
-from grader.outputs.report import (
-    FEEDBACK_FILE,
-    LOAD_ERROR_LEAD,
-    STANDIN_NOTE,
-    feedback_html,
-    figure_caption,
-    markdown_html,
-    write_submission,
-)
+from grader.outputs.feedback_page import LOAD_ERROR_LEAD, feedback_html, markdown_html
+from grader.outputs.figures import STANDIN_NOTE, figure_caption
+from grader.outputs.report import FEEDBACK_FILE, write_submission
 from grader.points import checks_of
 from grader.probe.implementation import load_implementation
 from grader.probe.inputs import FIXTURES_DIR
