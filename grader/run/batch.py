@@ -166,7 +166,9 @@ def grade_batch(
         UsageError: bad options, bubblewrap required but unusable, no submission exists.
         GraderError: no reference records, or the task modules do not load.
     """
-    from grader.refdata.weights import WeightsError, resolve_weights
+    from grader.check.checking import CheckContext
+    from grader.course import find_course
+    from grader.refdata.weights import resolve_weights
 
     begin = time.monotonic()
     shown = say or (lambda message: None if quiet else print(message, file=sys.stderr))
@@ -183,71 +185,33 @@ def grade_batch(
     found = find_submissions(submissions, out_dir)
     if not found or all(s.missing for s in found):
         raise UsageError("no submission found: " + "; ".join(s.problem or s.spec for s in found))
-    try:
-        resolved = resolve_weights(weights)
-    except WeightsError as exc:
-        raise UsageError(str(exc)) from exc
-    try:
-        mode, warning = sandbox.resolve_mode(sandbox_mode)
-    except sandbox.SandboxError as exc:
-        raise UsageError(str(exc)) from exc
+    # WeightsError, SandboxError and CourseError are UsageErrors (grader/errors.py).
+    resolved = resolve_weights(weights)
+    mode, warning = sandbox.resolve_mode(sandbox_mode)
     notes: list[str] = []
     if warning:
         emit(warning)
     _check_task_modules(task_list)
     settings = _variant_settings(variant, secret, notes)
-    from grader.course import CourseError, find_course
-
-    try:
-        course_file = find_course(course)
-    except CourseError as exc:
-        raise UsageError(str(exc)) from exc
+    course_file = find_course(course)
     if course_file is not None:
         emit(course_file.describe())
     for note in notes:
         emit(note)
     resolved, reference = load_reference(resolved, settings, device, notes, task_list)
-    from grader.check.checking import CheckContext
-
     cctx = CheckContext(weights=resolved)
     cctx.trusted_model()  # fails here, before any child starts, if the weights are unusable
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    todo, skipped, missing = [], [], []
-    for index, sub in enumerate(found):
-        if sub.missing:
-            # Still a row and a results.json (0 points, the reason): nothing passed is lost.
-            missing.append((sub.name, sub.problem or "not found"))
-            emit(f"not found: {sub.spec}: {sub.problem}")
-            todo.append((index, sub))
-        elif not force and _already_graded(out_dir / sub.name, sub,
-                                           course_file.key if course_file else None):
-            skipped.append(sub.name)
-        else:
-            todo.append((index, sub))
-    if skipped:
-        emit(f"{len(skipped)} submission(s) already graded in {out_dir} (use --force to regrade)")
-
+    todo, skipped, missing = _partition(found, out_dir, force,
+                                        course_file.key if course_file else None, emit)
     work = Path(tempfile.mkdtemp(prefix="lab3-grade-"))
     work.chmod(0o711)  # the children traverse it to reach their own scratch, nothing else
     errors: list[tuple[str, str]] = []
     graded: list[str] = []
     interrupted = False
     try:
-        python_reachable = sandbox.is_root() and mode == "none" and sandbox.readable_by_others(
-            [*sandbox.python_paths(), sandbox.PROJECT_ROOT / "fixtures"])
-        drop = sandbox.identity_for(mode, uid=sandbox.uid_base(),
-                                    python_reachable=python_reachable).drop_at
-        gives = drop != "none"
-        if gives and (problem := sandbox.chown_works(work)):
-            raise UsageError(problem)
-        if sandbox.is_root() and not gives:
-            emit("sandbox: the Python installation is not readable by an unprivileged uid and "
-                 "setpriv is missing, so submissions run as root (no process-count limit); "
-                 "use --sandbox bwrap")
-        elif drop == "setpriv":
-            emit("sandbox none: the Python installation is not readable by an unprivileged "
-                 "uid; children run as one with CAP_DAC_READ_SEARCH (they can read any file)")
+        python_reachable, gives = _identity_plan(mode, work, emit)
         batch = Batch(
             out=out_dir, work=work, tasks=task_list, weights=resolved,
             child_weights=prepare_weights(resolved, work, gives), reference=reference,
@@ -269,6 +233,51 @@ def grade_batch(
     return BatchResult(entries=entries, graded=graded, skipped=skipped, missing=missing,
                        errors=errors, interrupted=interrupted, table=table,
                        seconds=time.monotonic() - begin)
+
+
+def _partition(found: list[Submission], out_dir: Path, force: bool, course_key: str | None,
+               emit: Callable[[str], None]) -> tuple[list, list[str], list[tuple[str, str]]]:
+    """``(todo, skipped, missing)``: what to grade (``(index, submission)``; a missing one
+    too, so that it still gets its row and results.json), the names already graded with
+    the same source and content (unless ``force``), and the missing ones with the reason."""
+    todo, skipped, missing = [], [], []
+    for index, sub in enumerate(found):
+        if sub.missing:
+            # Still a row and a results.json (0 points, the reason): nothing passed is lost.
+            missing.append((sub.name, sub.problem or "not found"))
+            emit(f"not found: {sub.spec}: {sub.problem}")
+            todo.append((index, sub))
+        elif not force and _already_graded(out_dir / sub.name, sub, course_key):
+            skipped.append(sub.name)
+        else:
+            todo.append((index, sub))
+    if skipped:
+        emit(f"{len(skipped)} submission(s) already graded in {out_dir} (use --force to regrade)")
+    return todo, skipped, missing
+
+
+def _identity_plan(mode: str, work: Path, emit: Callable[[str], None]) -> tuple[bool, bool]:
+    """``(python_reachable, gives)``: whether an unprivileged uid can read the Python
+    installation, and whether children run as a uid of their own (files are given to it).
+
+    Raises:
+        UsageError: children would get a uid of their own but ``chown`` fails in ``work``.
+    """
+    python_reachable = sandbox.is_root() and mode == "none" and sandbox.readable_by_others(
+        [*sandbox.python_paths(), sandbox.PROJECT_ROOT / "fixtures"])
+    drop = sandbox.identity_for(mode, uid=sandbox.uid_base(),
+                                python_reachable=python_reachable).drop_at
+    gives = drop != "none"
+    if gives and (problem := sandbox.chown_works(work)):
+        raise UsageError(problem)
+    if sandbox.is_root() and not gives:
+        emit("sandbox: the Python installation is not readable by an unprivileged uid and "
+             "setpriv is missing, so submissions run as root (no process-count limit); "
+             "use --sandbox bwrap")
+    elif drop == "setpriv":
+        emit("sandbox none: the Python installation is not readable by an unprivileged "
+             "uid; children run as one with CAP_DAC_READ_SEARCH (they can read any file)")
+    return python_reachable, gives
 
 
 def _check_task_modules(tasks: Sequence[str]) -> None:

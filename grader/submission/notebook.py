@@ -126,6 +126,24 @@ def build_package(path: Path, *, seconds: float | None = None,
     raise AssertionError("unreachable")
 
 
+@dataclass
+class _Parsed:
+    """What one pass over the cells found: the statements the grader can use, and what the
+    notes will say about the rest."""
+
+    units: list[Unit] = field(default_factory=list)
+    magic_cells: list[int] = field(default_factory=list)
+    syntax_notes: list[str] = field(default_factory=list)
+    not_python: list[str] = field(default_factory=list)
+    work_cells: list[int] = field(default_factory=list)
+    runnable: list[str] = field(default_factory=list)  # the code that parses, in order:
+    statements: int = 0                                # what a top-level run executes
+
+    def work(self, cell: int) -> None:
+        """A top-level statement that does work (not run by the grader) in ``cell``."""
+        self.work_cells.append(cell)
+
+
 def _build_package(path: Path, *, seconds: float | None = None,
                    should_stop: Callable[[], bool] | None = None) -> NotebookBuild:
     """Read the notebook at ``path`` into task module sources, answers.md and notes.
@@ -143,65 +161,12 @@ def _build_package(path: Path, *, seconds: float | None = None,
     cells, word = read_cells(path)
     check_bounds(path.name, cells)
     budget = ParseBudget(path.name, PARSE_SECONDS if seconds is None else seconds, should_stop)
-    notes: list[str] = []
-    units: list[Unit] = []
-    magic_cells, syntax_notes, work_cells, not_python = [], [], [], []
-    work_count = 0
-    statements = 0
-    runnable: list[str] = []  # the code that parses, in order: what a top-level run executes
+    parsed = _Parsed()
     for number, cell in enumerate(cells, start=1):
         number = cell.get("number", number)
-        if cell["cell_type"] != "code" or not cell["source"].strip():
-            continue
-        budget.check()
-        source, had_magics, not_py = strip_magics(cell["source"])
-        if had_magics:
-            magic_cells.append(number)
-        if source is None:
-            not_python.append(f"cell {number} is {not_py}; skipped")
-            continue
-        try:
-            tree = ast.parse(source)
-            runnable.append(f"# {word} {number}\n{source}" if word == "cell" else source)
-        except SyntaxError as exc:
-            if word == "line":
-                syntax_notes.append(
-                    f"{path.name} has a syntax error at line {number + (exc.lineno or 1) - 1}: "
-                    f"{exc.msg}; nothing in it was used (Python cannot run it either: fix it)")
-            else:
-                syntax_notes.append(
-                    f"cell {number} (`{_first_line(cell['source'])}`) has a syntax error at "
-                    f"line {exc.lineno}: {exc.msg}; nothing in it was used (fix it, or delete "
-                    "the cell)")
-            continue
-        except (ValueError, RecursionError, MemoryError) as exc:  # null bytes, absurd nesting
-            syntax_notes.append(f"cell {number} cannot be parsed ({type(exc).__name__}); "
-                                "nothing in it was used")
-            continue
-        statements += len(tree.body)
-        if statements > MAX_STATEMENTS:
-            raise ImplementationError(
-                f"{path.name}: over {MAX_STATEMENTS:,} top-level statements (at cell {number}); "
-                "the grader reads at most that many: hand in the lab's notebook with your code")
-        for node in tree.body:
+        if cell["cell_type"] == "code" and cell["source"].strip():
             budget.check()
-            kind = statement_kind(node)
-            if isinstance(node, ast.ImportFrom) and (node.level > 0 or node.module == "__future__"):
-                continue  # the template's `from .preprocessing import ...`: one namespace here
-            if kind is None:
-                if not (isinstance(node, (ast.Expr, ast.Pass))
-                        and (isinstance(node, ast.Pass) or isinstance(node.value, ast.Constant))
-                        ) and ast.dump(node) not in generated_statements():
-                    work_count += 1
-                    work_cells.append(number)
-                continue
-            try:
-                binds, now, later = analyse(node)
-            except (SyntaxError, ValueError, RecursionError, MemoryError):
-                # symtable rejects a few things ast accepts (e.g. nonlocal at the top)
-                syntax_notes.append(f"cell {number}: a statement at line {node.lineno} cannot be used")
-                continue
-            units.append(Unit(number, len(units), node, kind, binds, now, later))
+            _parse_cell(path.name, number, cell["source"], word, parsed, budget)
     if not any(c["cell_type"] == "code" and c["source"].strip() for c in cells):
         raise ImplementationError(
             f"{path.name}: the script is empty" if word == "line" else
@@ -209,12 +174,12 @@ def _build_package(path: Path, *, seconds: float | None = None,
             "of the lab's notebook")
 
     definers: dict[str, list[Unit]] = {}
-    for unit in units:
+    for unit in parsed.units:
         for name in unit.binds:
             definers.setdefault(name, []).append(unit)
     interface = interface_names()
     graded = set().union(*interface.values())
-
+    notes: list[str] = []
     modules = {}
     used_units: set[int] = set()
     for module in TASK_MODULES:
@@ -223,12 +188,85 @@ def _build_package(path: Path, *, seconds: float | None = None,
         modules[module] = module_source(path.name, keep, definers, notes, word)
 
     # Statements that compute something (a call in an assignment nothing graded uses).
-    for unit in units:
+    for unit in parsed.units:
         if unit.order not in used_units and unit.kind == "assign" and any(
             isinstance(n, ast.Call) for n in ast.walk(unit.node)
         ) and ast.dump(unit.node) not in generated_statements():
-            work_count += 1
-            work_cells.append(unit.cell)
+            parsed.work(unit.cell)
+    notes += _redefinition_notes(graded, definers)
+    notes[:0] = parsed.syntax_notes + parsed.not_python
+    notes += _unused_notes(parsed, used_units)
+    if word == "line":
+        notes = [_in_script_terms(n) for n in notes]
+    locations = NotebookLocations(path.name, {name: definers[name][-1].cell
+                                              for name in sorted(graded) if name in definers},
+                                  unit=word)
+    answers = _answers_markdown(cells)
+    return NotebookBuild(modules=modules, answers=answers, notes=notes, locations=locations,
+                         word=word, top_level="\n".join(parsed.runnable) + "\n")
+
+
+def _parse_cell(name: str, number: int, text: str, word: str, parsed: _Parsed,
+                budget: ParseBudget) -> None:
+    """Add the usable statements of one code cell (or script line) to ``parsed``.
+
+    Raises:
+        ImplementationError: over :data:`MAX_STATEMENTS` top-level statements.
+        ParseInterrupted: the budget's ``should_stop()`` returned True.
+    """
+    source, had_magics, not_py = strip_magics(text)
+    if had_magics:
+        parsed.magic_cells.append(number)
+    if source is None:
+        parsed.not_python.append(f"cell {number} is {not_py}; skipped")
+        return
+    try:
+        tree = ast.parse(source)
+        parsed.runnable.append(f"# {word} {number}\n{source}" if word == "cell" else source)
+    except SyntaxError as exc:
+        if word == "line":
+            parsed.syntax_notes.append(
+                f"{name} has a syntax error at line {number + (exc.lineno or 1) - 1}: "
+                f"{exc.msg}; nothing in it was used (Python cannot run it either: fix it)")
+        else:
+            parsed.syntax_notes.append(
+                f"cell {number} (`{_first_line(text)}`) has a syntax error at "
+                f"line {exc.lineno}: {exc.msg}; nothing in it was used (fix it, or delete "
+                "the cell)")
+        return
+    except (ValueError, RecursionError, MemoryError) as exc:  # null bytes, absurd nesting
+        parsed.syntax_notes.append(f"cell {number} cannot be parsed ({type(exc).__name__}); "
+                                   "nothing in it was used")
+        return
+    parsed.statements += len(tree.body)
+    if parsed.statements > MAX_STATEMENTS:
+        raise ImplementationError(
+            f"{name}: over {MAX_STATEMENTS:,} top-level statements (at cell {number}); "
+            "the grader reads at most that many: hand in the lab's notebook with your code")
+    for node in tree.body:
+        budget.check()
+        kind = statement_kind(node)
+        if isinstance(node, ast.ImportFrom) and (node.level > 0 or node.module == "__future__"):
+            continue  # the template's `from .preprocessing import ...`: one namespace here
+        if kind is None:
+            if not (isinstance(node, (ast.Expr, ast.Pass))
+                    and (isinstance(node, ast.Pass) or isinstance(node.value, ast.Constant))
+                    ) and ast.dump(node) not in generated_statements():
+                parsed.work(number)
+            continue
+        try:
+            binds, now, later = analyse(node)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            # symtable rejects a few things ast accepts (e.g. nonlocal at the top)
+            parsed.syntax_notes.append(
+                f"cell {number}: a statement at line {node.lineno} cannot be used")
+            continue
+        parsed.units.append(Unit(number, len(parsed.units), node, kind, binds, now, later))
+
+
+def _redefinition_notes(graded: set[str], definers: dict[str, list[Unit]]) -> list[str]:
+    """A note for each graded name defined in several cells: the last one is used."""
+    notes = []
     for name in sorted(graded):
         defs = [u for u in definers.get(name, []) if u.kind != "import"]
         if len(defs) > 1:
@@ -240,19 +278,25 @@ def _build_package(path: Path, *, seconds: float | None = None,
                 note += ("; it is still the template's stub (raises NotImplementedError): "
                          "delete it, or move your solution below it")
             notes.append(note)
-    notes[:0] = syntax_notes + not_python
-    if magic_cells:
-        notes.append(f"IPython magics and shell lines (% ..., ! ...) in {_cells_text(magic_cells)} "
-                     "were ignored")
-    if work_count:
+    return notes
+
+
+def _unused_notes(parsed: _Parsed, used_units: set[int]) -> list[str]:
+    """Notes on what the grader ignored: magics, statements that do work, and functions
+    in cells it used nothing from."""
+    notes = []
+    if parsed.magic_cells:
+        notes.append(f"IPython magics and shell lines (% ..., ! ...) in "
+                     f"{_cells_text(parsed.magic_cells)} were ignored")
+    if work_count := len(parsed.work_cells):
         notes.append(f"{work_count} top-level statement{'s' if work_count > 1 else ''} that do "
-                     f"work (calls, plots, downloads, loops, ...) in {_cells_text(work_cells)} "
-                     "were not run: the grader only takes definitions (functions, classes, "
-                     "imports, constants)")
+                     f"work (calls, plots, downloads, loops, ...) in "
+                     f"{_cells_text(parsed.work_cells)} were not run: the grader only takes "
+                     "definitions (functions, classes, imports, constants)")
     # Functions the grader did not use, in cells that hold nothing it used (the handout's
     # task1() ... task8(); not a helper beside graded code, nor the notebook's own set-up).
-    used_cells = {u.cell for u in units if u.order in used_units}
-    unused = sorted({f"{name}()" for u in units
+    used_cells = {u.cell for u in parsed.units if u.order in used_units}
+    unused = sorted({f"{name}()" for u in parsed.units
                      if u.order not in used_units and u.kind == "def"
                      and u.cell not in used_cells
                      and ast.dump(u.node) not in generated_statements()
@@ -262,14 +306,7 @@ def _build_package(path: Path, *, seconds: float | None = None,
         notes.append(f"functions and classes the grader did not use: {shown} (it calls only "
                      "the names the lab's template defines; see the README for what a "
                      "handout-shaped submission is graded on)")
-    if word == "line":
-        notes = [_in_script_terms(n) for n in notes]
-    locations = NotebookLocations(path.name, {name: definers[name][-1].cell
-                                              for name in sorted(graded) if name in definers},
-                                  unit=word)
-    answers = _answers_markdown(cells)
-    return NotebookBuild(modules=modules, answers=answers, notes=notes, locations=locations,
-                         word=word, top_level="\n".join(runnable) + "\n")
+    return notes
 
 
 def _in_script_terms(note: str) -> str:
