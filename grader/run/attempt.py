@@ -12,7 +12,7 @@ from __future__ import annotations
 import subprocess
 from dataclasses import dataclass
 
-from grader.run import cgroup, processes, sandbox
+from grader.run import cgroup, processes, sandbox, uids
 from grader.run.processes import OutputCapture
 
 
@@ -37,7 +37,7 @@ class FreshChild:
     """A child started afresh (``--sandbox none``): its process, output reader, memory and,
     where the machine allows one, the memory cgroup all its processes run in."""
 
-    def __init__(self, proc: subprocess.Popen, identity: sandbox.Identity, cap: int,
+    def __init__(self, proc: subprocess.Popen, identity: uids.Identity, cap: int,
                  memory_group: cgroup.MemoryCgroup | None = None) -> None:
         self.proc, self.identity = proc, identity
         self.memory_group = memory_group

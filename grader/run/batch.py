@@ -54,7 +54,7 @@ from grader.check.results import format_points
 from grader.errors import GraderError, Interrupted, UsageError
 from grader.outputs.report import all_entries, load_entry, score_table, write_summary
 from grader.outputs.terminal import printable
-from grader.run import processes, sandbox
+from grader.run import processes, sandbox, uids
 from grader.run.batch_setup import Batch, cpu_count, hidden_paths, load_reference, prepare_weights
 from grader.run.staging import Submission, find_submissions
 from grader.run.submission_run import SubmissionRun
@@ -263,14 +263,14 @@ def _identity_plan(mode: str, work: Path, emit: Callable[[str], None]) -> tuple[
     Raises:
         UsageError: children would get a uid of their own but ``chown`` fails in ``work``.
     """
-    python_reachable = sandbox.is_root() and mode == "none" and sandbox.readable_by_others(
-        [*sandbox.python_paths(), sandbox.PROJECT_ROOT / "fixtures"])
-    drop = sandbox.identity_for(mode, uid=sandbox.uid_base(),
+    python_reachable = uids.is_root() and mode == "none" and uids.readable_by_others(
+        [*uids.python_paths(), sandbox.PROJECT_ROOT / "fixtures"])
+    drop = uids.identity_for(mode, uid=uids.uid_base(),
                                 python_reachable=python_reachable).drop_at
     gives = drop != "none"
-    if gives and (problem := sandbox.chown_works(work)):
+    if gives and (problem := uids.chown_works(work)):
         raise UsageError(problem)
-    if sandbox.is_root() and not gives:
+    if uids.is_root() and not gives:
         emit("sandbox: the Python installation is not readable by an unprivileged uid and "
              "setpriv is missing, so submissions run as root (no process-count limit); "
              "use --sandbox bwrap")

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.errors import GraderError
-from grader.run import sandbox
+from grader.run import sandbox, uids
 from grader.run.warm_worker import ZYGOTE_CAPABILITIES, WarmWorker
 from grader.settings import ProbeSettings
 from grader.tasks import TASK_NAMES
@@ -51,10 +51,10 @@ class Batch:
     notes: list[str] = field(default_factory=list)
     course: Any = None  # grader.course.Course: the course file's points, or None
     run_top_level: bool = False  # run handout-shaped submissions' top-level code (grader.probe.top_level)
-    uids: sandbox.UidPool = field(default_factory=sandbox.UidPool)
+    uids: uids.UidPool = field(default_factory=uids.UidPool)
     contexts: dict[int, Any] = field(default_factory=dict)
     stop: threading.Event = field(default_factory=threading.Event)
-    running: dict[int, tuple[subprocess.Popen, sandbox.Identity]] = field(default_factory=dict)
+    running: dict[int, tuple[subprocess.Popen, uids.Identity]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     workers: dict[int, WarmWorker] = field(default_factory=dict)
 
@@ -148,11 +148,11 @@ class Batch:
                 self.contexts[slot] = CheckContext(weights=self.cctx.weights)
             return self.contexts[slot]
 
-    def new_identity(self) -> sandbox.Identity:
-        uid = self.uids.take() if sandbox.is_root() else 0
-        return sandbox.identity_for(self.mode, uid=uid, python_reachable=self.python_reachable)
+    def new_identity(self) -> uids.Identity:
+        uid = self.uids.take() if uids.is_root() else 0
+        return uids.identity_for(self.mode, uid=uid, python_reachable=self.python_reachable)
 
-    def sandbox_info(self, identity: sandbox.Identity) -> dict[str, Any]:
+    def sandbox_info(self, identity: uids.Identity) -> dict[str, Any]:
         return {
             "mode": self.mode,
             "uid": identity.uid if identity.uid is not None else os.geteuid(),

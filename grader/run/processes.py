@@ -16,7 +16,7 @@ import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from grader.run.sandbox import Identity
+    from grader.run.uids import Identity
 
 # --------------------------------------------------------------------------- the child
 

@@ -21,7 +21,7 @@ from grader.outputs.report import write_submission
 from grader.probe.child import PROGRESS_FILE
 from grader.probe.probing import ImplementationError
 from grader.probe.records import Record, RecordError
-from grader.run import cgroup, processes, sandbox
+from grader.run import cgroup, processes, sandbox, uids
 from grader.run.attempt import Attempt, FreshChild, crash_message, describe_exit
 from grader.run.batch_setup import Batch, copy_font_cache
 from grader.run.readback import read_capped, read_child_record
@@ -76,7 +76,7 @@ class SubmissionRun:
         """Hand the writable folders to a fresh identity (one per child)."""
         self.identity = self.batch.new_identity()
         for name in ("submission", "records", "home", "probe", "output"):
-            sandbox.give_to(self.scratch / name, self.identity)
+            uids.give_to(self.scratch / name, self.identity)
 
     # -- the child
 
@@ -119,7 +119,7 @@ class SubmissionRun:
         limits = self.batch.limits
         cpu = int((self.batch.timeout + 60) * max(1, self.batch.threads) + 60)
         processes = limits.processes
-        if self.identity.uid is None and self.batch.mode == "none" and not sandbox.is_root():
+        if self.identity.uid is None and self.batch.mode == "none" and not uids.is_root():
             # RLIMIT_NPROC counts every process of the user: leave room for the user's own.
             processes += _user_tasks(os.getuid())
         return sandbox.Limits(memory_mb=limits.memory_mb, processes=processes,

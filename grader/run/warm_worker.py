@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.errors import WorkerError
-from grader.run import cgroup, processes, sandbox
+from grader.run import cgroup, processes, sandbox, uids
 
 # Importing torch, torchvision (with torch._dynamo), Captum and matplotlib: ~3 s on an
 # idle 2-core machine, much more while other workers run; generous on purpose.
@@ -73,7 +73,7 @@ class WarmWorker:
         self._messages = queue.Queue()
         self.memory_group = cgroup.MemoryCgroup.create(self._limits.memory_mb * 2**20, "warm")
         self.proc = sandbox.start(self._spec_for(self.folder), mode="bwrap", limits=self._limits,
-                                  identity=sandbox.Identity(None, None), control=True,
+                                  identity=uids.Identity(None, None), control=True,
                                   memory_group=self.memory_group)
         self.starts += 1
         threading.Thread(target=self._read_messages, args=(self.proc.stdout, self._messages),
@@ -91,7 +91,7 @@ class WarmWorker:
         """Kill the zygote's sandbox (every process in it) and forget it."""
         if self.proc is None:
             return
-        processes.kill_tree(self.proc, sandbox.Identity(None, None))
+        processes.kill_tree(self.proc, uids.Identity(None, None))
         processes.wait(self.proc, STOP_TIMEOUT)
         for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             with contextlib.suppress(OSError):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.run import cgroup, sandbox
+from grader.run import cgroup, sandbox, uids
 
 MB = 2**20
 
@@ -51,7 +51,7 @@ def _start(script: str, group: cgroup.MemoryCgroup) -> subprocess.Popen:
                              readonly=(), hidden=(), env={"PATH": "/usr/bin:/bin"},
                              cwd=Path("/tmp"))
     return sandbox.start(spec, mode="none", limits=sandbox.Limits(memory_mb=4096),
-                         identity=sandbox.Identity(None, None), memory_group=group)
+                         identity=uids.Identity(None, None), memory_group=group)
 
 
 # Three processes of 120 MB: each far under its own 4 GB RLIMIT_AS, together over 300 MB.

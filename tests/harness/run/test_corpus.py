@@ -43,7 +43,7 @@ import torch
 
 from grader.cli import main
 from grader.points import checks_of
-from grader.run import processes, sandbox
+from grader.run import processes, sandbox, uids
 from tests.harness.table import check_points, expected_check_points, task_points
 
 REPO = Path(__file__).resolve().parents[3]
@@ -63,9 +63,9 @@ MODE = "bwrap" if BWRAP else "none"
 
 
 def _dedicated_uid() -> bool:
-    reachable = sandbox.readable_by_others(sandbox.python_paths())
-    identity = sandbox.identity_for("none", uid=sandbox.uid_base(), python_reachable=reachable)
-    return sandbox.is_root() and identity.dedicated
+    reachable = uids.readable_by_others(uids.python_paths())
+    identity = uids.identity_for("none", uid=uids.uid_base(), python_reachable=reachable)
+    return uids.is_root() and identity.dedicated
 
 
 # Cases that signal, fork or daemonize are only safe where a submission cannot reach the

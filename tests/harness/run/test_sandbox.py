@@ -19,7 +19,7 @@ import pytest
 
 from grader.cli import main
 from grader.probe.records import Record
-from grader.run import processes, sandbox
+from grader.run import processes, sandbox, uids
 from grader.run.processes import OutputCapture
 from grader.run.readback import read_child_record
 
@@ -40,14 +40,14 @@ def scratch() -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _identity(mode: str = "none") -> sandbox.Identity:
-    reachable = sandbox.readable_by_others(sandbox.python_paths())
-    uid = sandbox.UidPool().take() if sandbox.is_root() else 0
-    return sandbox.identity_for(mode, uid=uid, python_reachable=reachable)
+def _identity(mode: str = "none") -> uids.Identity:
+    reachable = uids.readable_by_others(uids.python_paths())
+    uid = uids.UidPool().take() if uids.is_root() else 0
+    return uids.identity_for(mode, uid=uid, python_reachable=reachable)
 
 
-def _start(scratch: Path, script: str, limits: sandbox.Limits, identity: sandbox.Identity):
-    sandbox.give_to(scratch / "work", identity)
+def _start(scratch: Path, script: str, limits: sandbox.Limits, identity: uids.Identity):
+    uids.give_to(scratch / "work", identity)
     spec = sandbox.ChildSpec(argv=[sys.executable, "-I", "-c", script], scratch=scratch,
                              readonly=(), hidden=(), env={"PATH": "/usr/bin:/bin"},
                              cwd=scratch / "work")
@@ -79,7 +79,7 @@ def test_no_core_files_and_a_file_size_limit(scratch: Path) -> None:
     assert code != 0 and "File too large" in out
 
 
-@pytest.mark.skipif(sandbox.is_root() and not _identity().dedicated,
+@pytest.mark.skipif(uids.is_root() and not _identity().dedicated,
                     reason="running as root without a way to drop privileges here")
 def test_process_limit_stops_a_fork_bomb(scratch: Path) -> None:
     script = ("import os, time\n"
@@ -136,12 +136,12 @@ def test_output_is_capped(scratch: Path) -> None:
     assert len(text) < 20 * 1024 and "bytes of output cut" in text
 
 
-@pytest.mark.skipif(not sandbox.is_root(), reason="uid pool only used as root")
+@pytest.mark.skipif(not uids.is_root(), reason="uid pool only used as root")
 def test_uid_pool_gives_fresh_uids() -> None:
-    pool = sandbox.UidPool()
-    uids = [pool.take() for _ in range(5)]
-    assert len(set(uids)) == 5
-    assert all(u >= sandbox.uid_base() for u in uids)
+    pool = uids.UidPool()
+    taken = [pool.take() for _ in range(5)]
+    assert len(set(taken)) == 5
+    assert all(u >= uids.uid_base() for u in taken)
 
 
 def test_kill_uid_refuses_system_uids() -> None:
@@ -286,11 +286,11 @@ def test_bwrap_child_sees_no_reference_no_cache_no_network(tmp_path: Path) -> No
     assert f"write {REPO}/spy-was-here: yes" not in facts
     assert "write spy-was-here: yes" in facts  # its own scratch copy stays writable
     assert not (REPO / "spy-was-here").exists()
-    if sandbox.is_root():
+    if uids.is_root():
         assert "uid=0 " not in facts + " "
 
 
-@pytest.mark.skipif(not (sandbox.is_root() and _identity().dedicated),
+@pytest.mark.skipif(not (uids.is_root() and _identity().dedicated),
                     reason="needs root and a way to drop privileges")
 def test_without_bwrap_the_child_still_runs_unprivileged(tmp_path: Path) -> None:
     facts = _spy(tmp_path, "none")
