@@ -6,9 +6,8 @@ an option is added through a function taking ``addoption``, which is either argp
 :mod:`grader.cli`) or pytest's ``group.addoption`` (:mod:`grader.pytest_plugin`, whose
 options take the prefix ``lab3-`` and keep their unprefixed flags as aliases)::
 
-    add_options(group.addoption, ["weights", "device"], prefix="lab3-", dest_prefix="lab3_",
-                defaults={"weights": "auto", "device": "cpu"})
-    # --lab3-weights / --weights (dest lab3_weights), --lab3-device / --device
+    add_option(group.addoption, "weights", prefix="lab3-", dest_prefix="lab3_")
+    # --lab3-weights / --weights (dest lab3_weights)
 
     add_option(grade.add_argument, "timeout", default=300.0)
     # --timeout SECONDS (dest timeout), help "... (default: 300)"
@@ -22,13 +21,13 @@ stays fast): the validators import torch or the grader's modules when an option 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "OPTIONS", "Option", "add_option", "add_options", "option_flags", "parse_course",
+    "OPTIONS", "Option", "add_option", "option_flags", "parse_course",
     "parse_impl_spec", "parse_jobs", "parse_memory", "parse_sandbox", "parse_seconds",
     "parse_task_list", "parse_weights_spec",
 ]
@@ -69,7 +68,7 @@ def parse_seconds(value: str) -> float:
 
 
 def parse_memory(value: str) -> int:
-    """Type of ``--memory``: megabytes of address space per child, at least 4096."""
+    """Type of ``--memory``: megabytes per process and per submission, at least 4096."""
     try:
         mb = int(value)
     except ValueError:
@@ -177,8 +176,10 @@ OPTIONS: dict[str, Option] = {o.dest: o for o in (
            help="wall-clock limit per task; a task over it scores 0 and the others are still "
                 "graded"),
     Option(("--memory",), "memory", metavar="MB", type=parse_memory,
-           help="address-space (virtual memory) limit per child process in MB; torch alone "
-                "maps about 3.6 GB of it"),
+           help="memory limit in MB: each process's address space (torch alone maps about "
+                "3.6 GB of it), and all the processes of a submission together (a memory "
+                "cgroup where the grader runs as root and the machine allows one, else a "
+                "watchdog)"),
     Option(("--sandbox",), "sandbox_mode", metavar="auto|bwrap|none", type=parse_sandbox,
            default="auto",
            help="bubblewrap isolation: auto uses it when it works here, bwrap requires it, "
@@ -243,16 +244,3 @@ def add_option(
     keywords = {k: v for k, v in keywords.items() if v is not None or k == "default"}
     return addoption(*option_flags(name, prefix=prefix, aliases=aliases), **keywords)
 
-
-def add_options(
-    addoption: Callable[..., Any], names: Iterable[str], *, prefix: str = "",
-    dest_prefix: str = "", aliases: bool = True, defaults: Mapping[str, Any] | None = None,
-) -> None:
-    """:func:`add_option` for each of ``names``, with ``defaults[name]`` where given."""
-    for name in names:
-        if defaults is not None and name in defaults:
-            add_option(addoption, name, prefix=prefix, dest_prefix=dest_prefix,
-                       aliases=aliases, default=defaults[name])
-        else:
-            add_option(addoption, name, prefix=prefix, dest_prefix=dest_prefix,
-                       aliases=aliases)

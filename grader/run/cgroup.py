@@ -184,6 +184,15 @@ class MemoryCgroup:
             return None
 
 
+def available() -> bool:
+    """True where this process can make a memory cgroup (a group is made and removed)."""
+    group = MemoryCgroup.create(2**20, "probe")
+    if group is None:
+        return False
+    group.remove()
+    return True
+
+
 def sweep_stale(parent: Path) -> None:
     """Delete the empty groups that an earlier grader process left (killed before it could
     clean up); groups of live graders are kept."""

@@ -191,14 +191,18 @@ class SubmissionRun:
                 now = time.monotonic()
                 if b.stop.is_set():
                     raise Interrupted
-                if child.memory_group is not None and child.memory_group.out_of_memory():
-                    stopped = "memory"  # the kernel killed one of its processes: stop them all
-                    break
-                if watch and now >= next_sample:
-                    used = processes.uid_memory(self.identity.uid)
-                    submission_peak = max(submission_peak, used)
+                if now >= next_sample:
                     next_sample = now + MEMORY_SAMPLE_SECONDS
-                    if used > b.limits.memory_mb * 2**20:
+                    if child.memory_group is not None:
+                        # The kernel killed one of its processes: stop them all.
+                        over = child.memory_group.out_of_memory()
+                    elif watch:
+                        used = processes.uid_memory(self.identity.uid)
+                        submission_peak = max(submission_peak, used)
+                        over = used > b.limits.memory_mb * 2**20
+                    else:
+                        over = False
+                    if over:
                         stopped = "memory"
                         break
                 if now >= deadline:
